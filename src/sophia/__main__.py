@@ -1,0 +1,3 @@
+from sophia.cli.main import main
+
+main()

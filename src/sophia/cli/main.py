@@ -1,0 +1,55 @@
+"""``sophia``: the entry point and the top-level options."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sophia import __version__
+from sophia.cli import keys, models, run, usage
+
+app = typer.Typer(
+    name="sophia",
+    help="Sophia: a self-hostable AI gateway (OpenAI-compatible) with routing, fallbacks, budgets and a usage ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sophia {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (default: $SOPHIA_CONFIG, else ./sophia.yaml).",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Sophia's command line. Every command takes --config too."""
+    ctx.obj = {"config": config}
+
+
+app.command("run")(run.run)
+app.add_typer(keys.app, name="keys")
+app.command("usage")(usage.usage)
+app.command("models")(models.models)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,163 @@
+"""The admin API (``/admin/…``): keys, usage and provider health. Needs an admin key.
+
+Off the hot path, so it uses Starlette and pydantic for comfort.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from time import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import orjson
+
+from sophia.errors import InvalidRequest, PermissionDenied, SophiaError
+from sophia.gateway.engine import Gateway
+from sophia.gateway.errors import error_body
+from sophia.gateway.keys import KeyRecord
+from sophia.timeparse import parse_since
+
+GROUPS = ("model", "requested_model", "provider", "team", "key", "task_type", "endpoint", "day")
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    owner: str = ""
+    team: str = "default"
+    admin: bool = False
+    allowed_models: list[str] | None = None
+    allowed_tools: list[str] | None = None
+    budget_daily_usd: float | None = Field(None, ge=0)
+    budget_monthly_usd: float | None = Field(None, ge=0)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    metadata: dict[str, str] | None = None
+
+
+class KeyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_models: list[str] | None = None
+    allowed_tools: list[str] | None = None
+    budget_daily_usd: float | None = Field(None, ge=0)
+    budget_monthly_usd: float | None = Field(None, ge=0)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+
+
+def key_json(record: KeyRecord) -> dict[str, Any]:
+    """A key as shown to admins: everything but its hash."""
+    data = dataclasses.asdict(record)
+    data.pop("hash", None)
+    return data
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _fail(exc: SophiaError) -> Response:
+    status, body = error_body(exc)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def _body(request: Request, model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidRequest(f"{where}: {first['msg']}", param=where) from None
+
+
+Endpoint = Callable[[Request, Gateway], Awaitable[Any]]
+
+
+def build_admin(gateway: Gateway) -> Starlette:
+    def guarded(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            try:
+                key = await gateway.authenticate(request.headers.get("authorization") or "")
+                if key is None or not key.admin:
+                    raise PermissionDenied("the admin API needs an admin key")
+                result = await endpoint(request, gateway)
+            except SophiaError as exc:
+                return _fail(exc)
+            return result if isinstance(result, Response) else _json(result)
+
+        return handler
+
+    routes = [
+        Route("/admin/keys", guarded(list_keys), methods=["GET"]),
+        Route("/admin/keys", guarded(create_key), methods=["POST"]),
+        Route("/admin/keys/{key_id}", guarded(update_key), methods=["PATCH"]),
+        Route("/admin/keys/{key_id}", guarded(revoke_key), methods=["DELETE"]),
+        Route("/admin/usage", guarded(usage), methods=["GET"]),
+        Route("/admin/providers", guarded(providers), methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
+
+
+async def list_keys(request: Request, gateway: Gateway) -> Any:
+    assert gateway.keys is not None
+    revoked = request.query_params.get("include_revoked") in ("1", "true", "yes")
+    return {"data": [key_json(k) for k in await gateway.keys.list(include_revoked=revoked)]}
+
+
+async def create_key(request: Request, gateway: Gateway) -> Any:
+    assert gateway.keys is not None
+    spec: KeyCreate = await _body(request, KeyCreate)
+    fields = spec.model_dump()
+    for name in ("allowed_models", "allowed_tools"):
+        if fields[name] is not None:
+            fields[name] = tuple(fields[name])
+    secret, record = await gateway.keys.create(**fields)
+    return _json({"key": secret, **key_json(record)}, status=201)
+
+
+async def update_key(request: Request, gateway: Gateway) -> Any:
+    assert gateway.keys is not None
+    spec: KeyUpdate = await _body(request, KeyUpdate)
+    key_id = request.path_params["key_id"]
+    if await gateway.keys.get(key_id) is None:
+        raise InvalidRequest(f"no key {key_id!r}", code="not_found")
+    fields = spec.model_dump(exclude_unset=True)
+    for name in ("allowed_models", "allowed_tools"):
+        if fields.get(name) is not None:
+            fields[name] = tuple(fields[name])
+    return key_json(await gateway.keys.update(key_id, **fields))
+
+
+async def revoke_key(request: Request, gateway: Gateway) -> Any:
+    assert gateway.keys is not None
+    key_id = request.path_params["key_id"]
+    if not await gateway.keys.revoke(key_id):
+        raise InvalidRequest(f"no active key {key_id!r}", code="not_found")
+    return {"id": key_id, "revoked": True}
+
+
+async def usage(request: Request, gateway: Gateway) -> Any:
+    assert gateway.ledger is not None
+    since = parse_since(request.query_params.get("since", "30d"))
+    group_by = [g for g in request.query_params.get("group_by", "model").split(",") if g]
+    unknown = [g for g in group_by if g not in GROUPS]
+    if unknown:
+        raise InvalidRequest(
+            f"group_by must be among {', '.join(GROUPS)}; not {', '.join(unknown)}", param="group_by"
+        )
+    await gateway.ledger.flush()
+    rows = await gateway.ledger.report(since, time(), group_by)
+    return {"since": since, "group_by": group_by, "data": rows}
+
+
+async def providers(request: Request, gateway: Gateway) -> Any:
+    return gateway.health()

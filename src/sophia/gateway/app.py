@@ -1,0 +1,245 @@
+"""The gateway's HTTP face: a raw ASGI app for the OpenAI routes, Starlette for the admin API.
+
+The hot path (chat completions, embeddings) does one body read, one key lookup, one orjson
+parse, cheap validation, and passes the upstream's bytes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from sophia import __version__
+from sophia.errors import InvalidRequest, ProviderError, SophiaError
+from sophia.gateway.asgi import (
+    ClientGone,
+    DisconnectGuard,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_json,
+)
+from sophia.gateway.engine import Gateway, Result, StreamCall, new_request_id
+from sophia.gateway.errors import error_body, retry_after
+from sophia.gateway.keys import KeyRecord
+from sophia.gateway.validate import chat_params
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_DONE = b"data: [DONE]\n\n"
+
+
+def _parse(body: bytes) -> Any:
+    if not body:
+        raise InvalidRequest("the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _result_headers(result: Result) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-request-id", result.request_id.encode()),
+        (b"x-sophia-model", result.model.id.encode()),
+        (b"x-sophia-provider", result.model.provider.encode()),
+        (b"x-sophia-cost", f"{result.cost:.8f}".encode()),
+        (b"x-sophia-cache", result.cache.encode()),
+        (b"x-sophia-route", result.route.encode()),
+    ]
+
+
+class GatewayApp:
+    def __init__(self, gateway: Gateway) -> None:
+        from sophia.gateway.admin import build_admin
+
+        self.gateway = gateway
+        self.max_body = gateway.settings.gateway.max_body_bytes
+        self.admin = build_admin(gateway)
+        routes: dict[str, dict[str, Handler]] = {
+            "/v1/chat/completions": {"POST": self._chat},
+            "/v1/embeddings": {"POST": self._embeddings},
+            "/v1/models": {"GET": self._models},
+            "/health": {"GET": self._health},
+        }
+        # Clients configured with a base URL that lacks /v1 still work.
+        routes.update({path[3:]: methods for path, methods in routes.items() if path.startswith("/v1/")})
+        self.routes = routes
+        self._models_cache: bytes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            methods = self.routes.get(scope["path"])
+            if methods is not None:
+                handler = methods.get(scope["method"])
+                if handler is None:
+                    return await self._error(
+                        send, InvalidRequest(f"method {scope['method']} is not allowed here"), 405
+                    )
+                return await handler(scope, receive, send)
+            if scope["path"].startswith("/admin"):
+                return await self.admin(scope, receive, send)
+            return await self._error(send, InvalidRequest(f"no route {scope['path']}", code="not_found"), 404)
+        if scope["type"] == "lifespan":
+            return await self._lifespan(receive, send)
+        return None
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.start()
+                except SophiaError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": exc.message})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.gateway.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    async def _error(
+        self, send: Send, exc: SophiaError, status: int | None = None, request_id: str | None = None
+    ) -> None:
+        code, body = error_body(exc)
+        headers = []
+        if request_id:
+            headers.append((b"x-request-id", request_id.encode()))
+        wait = retry_after(exc)
+        if wait is not None:
+            headers.append((b"retry-after", str(max(1, round(wait))).encode()))
+        await send_json(send, status or code, body, headers)
+
+    async def _authenticate(self, scope: Scope) -> KeyRecord | None:
+        return await self.gateway.authenticate(header(scope, b"authorization"))
+
+    # -- routes ---------------------------------------------------------------------------------
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = new_request_id()
+        try:
+            body = await read_body(scope, receive, self.max_body)
+            key = await self._authenticate(scope)
+            data = _parse(body)
+            params = chat_params(data)
+            if params.stream:
+                return await self._stream(receive, send, data, key, params, request_id)
+            async with DisconnectGuard(receive) as guard:
+                result = await self.gateway.chat(data, key, params=params, request_id=request_id)
+            if guard.gone:
+                return None
+        except ClientGone:
+            return None
+        except SophiaError as exc:
+            return await self._error(send, exc, request_id=request_id)
+        return await send_json(send, 200, result.body, _result_headers(result))
+
+    async def _stream(
+        self,
+        receive: Receive,
+        send: Send,
+        data: dict[str, Any],
+        key: KeyRecord | None,
+        params: Any,
+        request_id: str,
+    ) -> None:
+        async with DisconnectGuard(receive) as guard:
+            call = await self.gateway.chat_stream(data, key, params=params, request_id=request_id)
+        if guard.gone:
+            return
+        headers = [
+            *_SSE_HEADERS,
+            (b"x-request-id", request_id.encode()),
+            (b"x-sophia-model", call.model.id.encode()),
+            (b"x-sophia-provider", call.model.provider.encode()),
+            (b"x-sophia-cache", b"miss"),
+            (b"x-sophia-route", call.route.encode()),
+        ]
+        error: BaseException | None = None
+        try:
+            async with DisconnectGuard(receive) as guard:
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                error = await self._pump(send, call)
+            if guard.gone:
+                error = asyncio.CancelledError("client disconnected")
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await call.finish(error)
+
+    async def _pump(self, send: Send, call: StreamCall) -> ProviderError | None:
+        """Send every event, then [DONE]; a provider failure mid-stream is reported in-band and returned."""
+        failure = None
+        try:
+            async for event in call:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        except ProviderError as exc:
+            # The headers are gone: report the failure in the stream, as OpenAI does, then end it.
+            failure = exc
+            _, body = error_body(exc)
+            await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+        return failure
+
+    async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = new_request_id()
+        try:
+            body = await read_body(scope, receive, self.max_body)
+            key = await self._authenticate(scope)
+            data = _parse(body)
+            async with DisconnectGuard(receive) as guard:
+                result = await self.gateway.embed(data, key, request_id=request_id)
+            if guard.gone:
+                return None
+        except ClientGone:
+            return None
+        except SophiaError as exc:
+            return await self._error(send, exc, request_id=request_id)
+        return await send_json(send, 200, result.body, _result_headers(result))
+
+    async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            key = await self._authenticate(scope)
+        except SophiaError as exc:
+            return await self._error(send, exc)
+        if key is None or key.allowed_models is None:
+            if self._models_cache is None:
+                self._models_cache = orjson.dumps(self._model_list(None))
+            return await send_json(send, 200, self._models_cache)
+        return await send_json(send, 200, orjson.dumps(self._model_list(key)))
+
+    def _model_list(self, key: KeyRecord | None) -> dict[str, Any]:
+        data = []
+        for model_id, owner, info, alias in self.gateway.catalog.listing():
+            if key is not None and not key.allows_model(model_id):
+                continue
+            row: dict[str, Any] = {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+            if info is not None:
+                row["context_window"] = info.context_window
+                row["pricing"] = {"input_per_mtok": info.input_price, "output_per_mtok": info.output_price}
+                row["capabilities"] = sorted(info.capabilities)
+            if alias is not None:
+                row["chain"] = list(alias.chain)
+                row["description"] = alias.description
+            data.append(row)
+        return {"object": "list", "data": data}
+
+    async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = {"status": "ok", "version": __version__, "providers": sorted(self.gateway.catalog.adapters)}
+        await send_json(send, 200, orjson.dumps(body))

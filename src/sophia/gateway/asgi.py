@@ -1,0 +1,103 @@
+"""Small raw-ASGI helpers for the hot path: body reading, JSON responses, disconnect watching."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from types import TracebackType
+from typing import Any
+
+from sophia.errors import PayloadTooLarge
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_CT = (b"content-type", b"application/json")
+
+
+class ClientGone(Exception):  # noqa: N818 - a signal, not an error
+    """The client disconnected; nothing more can be sent."""
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    length = header(scope, b"content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"the request body is over the {limit}-byte limit")
+    msg = await receive()
+    if msg["type"] == "http.disconnect":
+        raise ClientGone
+    body: bytes = msg.get("body", b"")
+    if not msg.get("more_body"):
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body is over the {limit}-byte limit")
+        return body
+    parts = [body]
+    size = len(body)
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is over the {limit}-byte limit")
+        parts.append(chunk)
+        if not msg.get("more_body"):
+            return b"".join(parts)
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    out = [JSON_CT, (b"content-length", str(len(body)).encode())]
+    if headers:
+        out.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": body})
+
+
+class DisconnectGuard:
+    """Cancels the current task when the client disconnects; the block then ends with ``gone`` set.
+
+    Use around work done after the request body was read. Nothing may be awaited between the
+    last ``send`` and the end of the block (the server reports completion as a disconnect).
+    """
+
+    __slots__ = ("_receive", "_task", "_watcher", "gone")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.gone = False
+
+    async def __aenter__(self) -> DisconnectGuard:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def _watch(self) -> None:
+        while True:
+            msg = await self._receive()
+            if msg["type"] == "http.disconnect":
+                self.gone = True
+                self._task.cancel()
+                return
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        self._watcher.cancel()
+        if self.gone and et is not None and issubclass(et, asyncio.CancelledError):
+            self._task.uncancel()
+            return True
+        return False

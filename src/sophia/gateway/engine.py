@@ -1,0 +1,392 @@
+"""The gateway engine: admission, fallback chains, retries, breakers, cost and the ledger.
+
+``Gateway`` is Sophia's Python API to models. The HTTP app is a thin layer over it, and the
+MCP servers call it directly, so routing, budgets, limits and cost apply to every caller alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from time import perf_counter, time
+from typing import Any, TypeVar
+
+import aiohttp
+
+from sophia.errors import (
+    AllProvidersFailed,
+    CircuitOpen,
+    PermissionDenied,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderTimeout,
+    SophiaError,
+)
+from sophia.gateway.breaker import BreakerBoard
+from sophia.gateway.errors import PASS_THROUGH_STATUSES
+from sophia.gateway.keys import KeyCache, KeyRecord, KeyStore
+from sophia.gateway.ledger import Ledger, UsageRecord
+from sophia.gateway.limits import Limiter, make_limiter
+from sophia.gateway.validate import ChatParams, chat_params, embedding_params, upstream_body
+from sophia.providers.base import EMBEDDINGS, Adapter, CallOptions, ChunkStream, ModelInfo, Usage
+from sophia.providers.catalog import Catalog, Route
+from sophia.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Result:
+    """A finished call: the client body (OpenAI JSON bytes) and what it cost."""
+
+    body: bytes
+    model: ModelInfo
+    usage: Usage
+    cost: float
+    attempts: int
+    route: str
+    request_id: str
+    cache: str = "miss"
+
+
+@dataclass(slots=True)
+class _Ticket:
+    """One admitted call, from admission to its ledger record."""
+
+    request_id: str
+    key: KeyRecord | None
+    endpoint: str
+    requested: str
+    task_type: str | None
+    metadata: dict[str, str] | None
+    ts: float = field(default_factory=time)
+    t0: float = field(default_factory=perf_counter)
+    trail: list[str] = field(default_factory=list)
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(8)
+
+
+class Gateway:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog or Catalog(settings)
+        rel = settings.reliability
+        self.breakers = BreakerBoard(rel.breaker_failures, rel.breaker_cooldown)
+        self.keys: KeyStore | None = None
+        self.key_cache: KeyCache | None = None
+        self.ledger: Ledger | None = None
+        self.limiter: Limiter | None = None
+        self.session: aiohttp.ClientSession | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        storage = self.settings.storage
+        url = self.settings.database_url
+        self.keys = await KeyStore.open(url)
+        self.key_cache = KeyCache(self.keys, storage.key_cache_ttl)
+        self.ledger = await Ledger.open(url, storage.ledger_batch_size, storage.ledger_flush_interval)
+        self.ledger.start()
+        self.limiter = await make_limiter(self.settings, self.ledger.spend)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None),
+            trust_env=False,
+        )
+        await self.catalog.start(self.session)
+
+    async def close(self) -> None:
+        await self.catalog.close()
+        if self.session is not None:
+            await self.session.close()
+        for closer in (self.limiter, self.ledger, self.keys):
+            if closer is not None:
+                await closer.close()
+
+    # -- admission ------------------------------------------------------------------------------
+
+    async def authenticate(self, authorization: str | None) -> KeyRecord | None:
+        """The key behind an Authorization header; None only when keys are not required and none was sent."""
+        assert self.key_cache is not None, "Gateway.start() was not awaited"
+        if not authorization and not self.settings.gateway.require_keys:
+            return None
+        return await self.key_cache.authenticate(authorization)
+
+    async def _admit(self, key: KeyRecord | None, model: str) -> None:
+        if key is None:
+            return
+        if not key.allows_model(model):
+            raise PermissionDenied(f"this API key may not use the model {model!r}", code="model_not_allowed")
+        assert self.limiter is not None
+        await self.limiter.check(key, time())
+
+    # -- the Python API -------------------------------------------------------------------------
+
+    async def chat(
+        self,
+        body: dict[str, Any],
+        key: KeyRecord | None,
+        *,
+        params: ChatParams | None = None,
+        request_id: str = "",
+    ) -> Result:
+        """A non-streamed chat completion through routing, fallbacks, limits and the ledger."""
+        params = params or chat_params(body)
+        ticket = _Ticket(
+            request_id or new_request_id(), key, "chat", params.model, params.task_type, params.metadata
+        )
+        upstream = upstream_body(body)
+        try:
+            await self._admit(key, params.model)
+            route = self.catalog.resolve(params.model)
+            completion, info = await self._run(
+                route, ticket, lambda adapter, model, opts: adapter.chat(model, upstream, opts)
+            )
+        except BaseException as exc:
+            self._record_failure(ticket, exc)
+            raise
+        return await self._settle(ticket, completion.body, info, completion.usage)
+
+    async def embed(self, body: dict[str, Any], key: KeyRecord | None, *, request_id: str = "") -> Result:
+        model, metadata, task_type = embedding_params(body)
+        ticket = _Ticket(request_id or new_request_id(), key, "embeddings", model, task_type, metadata)
+        upstream = upstream_body(body)
+        try:
+            await self._admit(key, model)
+            route = self.catalog.resolve(model, EMBEDDINGS)
+            completion, info = await self._run(
+                route, ticket, lambda adapter, m, opts: adapter.embed(m, upstream, opts)
+            )
+        except BaseException as exc:
+            self._record_failure(ticket, exc)
+            raise
+        return await self._settle(ticket, completion.body, info, completion.usage)
+
+    async def chat_stream(
+        self,
+        body: dict[str, Any],
+        key: KeyRecord | None,
+        *,
+        params: ChatParams | None = None,
+        request_id: str = "",
+    ) -> StreamCall:
+        """Open a streamed chat completion; returns once the first event is in hand (fallback is over)."""
+        params = params or chat_params(body)
+        ticket = _Ticket(
+            request_id or new_request_id(), key, "chat", params.model, params.task_type, params.metadata
+        )
+        upstream = upstream_body(body)
+        include_usage = params.include_usage
+
+        async def open_one(
+            adapter: Adapter, model: ModelInfo, opts: CallOptions
+        ) -> tuple[ChunkStream, bytes]:
+            opts.include_usage = include_usage
+            started = perf_counter()
+            stream = await adapter.chat_stream(model, upstream, opts)
+            remaining = max(opts.first_byte_timeout - (perf_counter() - started), 0.001)
+            try:
+                async with asyncio.timeout(remaining):
+                    first = await anext(stream, b"")
+            except TimeoutError:
+                await stream.aclose()
+                raise ProviderTimeout(
+                    f"{model.id} sent no first token within {opts.first_byte_timeout:g}s",
+                    provider=model.provider,
+                    model=model.id,
+                ) from None
+            except BaseException:
+                await stream.aclose()
+                raise
+            return stream, first
+
+        try:
+            await self._admit(key, params.model)
+            route = self.catalog.resolve(params.model)
+            (stream, first), info = await self._run(route, ticket, open_one)
+        except BaseException as exc:
+            self._record_failure(ticket, exc)
+            raise
+        return StreamCall(self, ticket, info, stream, first)
+
+    # -- fallback chain -------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        route: Route,
+        ticket: _Ticket,
+        call: Callable[[Adapter, ModelInfo, CallOptions], Awaitable[T]],
+    ) -> tuple[T, ModelInfo]:
+        rel = self.settings.reliability
+        alias = route.alias
+        budget = (alias.first_byte_timeout if alias else None) or rel.first_byte_timeout
+        timeout = (alias.timeout if alias else None) or rel.timeout
+        failures: list[ProviderError] = []
+        last = len(route.chain) - 1
+        for position, info in enumerate(route.chain):
+            breaker = self.breakers.get(info.id)
+            if not breaker.allow():
+                failures.append(
+                    CircuitOpen(f"the circuit for {info.id} is open", provider=info.provider, model=info.id)
+                )
+                ticket.trail.append(f"{info.id}=circuit_open")
+                continue
+            # The latency budget only makes sense when there is a next model to fall back to.
+            options = CallOptions(timeout=timeout, first_byte_timeout=budget if position < last else timeout)
+            adapter = self.catalog.adapter(info)
+            for attempt in range(rel.retries + 1):
+                started = perf_counter()
+                try:
+                    result = await call(adapter, info, options)
+                except ProviderError as exc:
+                    if isinstance(exc, ProviderHTTPError) and exc.status in PASS_THROUGH_STATUSES:
+                        breaker.release()  # the provider is up; the request itself was refused
+                        ticket.trail.append(f"{info.id}={exc.status}")
+                        raise
+                    breaker.failure(exc.code)
+                    failures.append(exc)
+                    ticket.trail.append(f"{info.id}={exc.code}")
+                    delay = self._retry_delay(exc, attempt)
+                    if delay is None:
+                        break
+                    await asyncio.sleep(delay)
+                    if not breaker.allow():
+                        break
+                except BaseException:
+                    breaker.release()
+                    raise
+                else:
+                    breaker.success((perf_counter() - started) * 1000)
+                    ticket.trail.append(f"{info.id}=ok")
+                    return result, info
+        tried = ", ".join(ticket.trail)
+        raise AllProvidersFailed(f"no model could serve {route.requested!r} ({tried})", failures)
+
+    def _retry_delay(self, exc: ProviderError, attempt: int) -> float | None:
+        """Seconds to wait before retrying the same model, or None to move on to the next one."""
+        rel = self.settings.reliability
+        if not exc.retryable or isinstance(exc, ProviderTimeout) or attempt >= rel.retries:
+            return None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return retry_after if retry_after <= rel.retry_after_max else None
+        return min(rel.backoff_max, rel.backoff_base * (2**attempt)) * random.uniform(0.5, 1.5)  # noqa: S311
+
+    # -- accounting -----------------------------------------------------------------------------
+
+    async def _settle(self, ticket: _Ticket, body: bytes, info: ModelInfo, usage: Usage) -> Result:
+        cost = info.cost(usage.prompt_tokens, usage.completion_tokens)
+        if ticket.key is not None and self.limiter is not None:
+            await self.limiter.commit(ticket.key, usage.total_tokens, cost, time())
+        route = " ".join(ticket.trail)
+        self._record(ticket, info, usage, cost, "ok", None, 200, None)
+        attempts = len(ticket.trail)
+        return Result(body, info, usage, cost, attempts, route, ticket.request_id)
+
+    def _record(
+        self,
+        ticket: _Ticket,
+        info: ModelInfo | None,
+        usage: Usage,
+        cost: float,
+        outcome: str,
+        error: str | None,
+        status: int,
+        ttft_ms: float | None,
+    ) -> None:
+        if self.ledger is None:
+            return
+        key = ticket.key
+        self.ledger.record(
+            UsageRecord(
+                ts=ticket.ts,
+                request_id=ticket.request_id,
+                key_id=key.id if key else None,
+                team=key.team if key else "default",
+                endpoint=ticket.endpoint,
+                requested_model=ticket.requested,
+                served_model=info.id if info else None,
+                provider=info.provider if info else None,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost_usd=cost,
+                latency_ms=(perf_counter() - ticket.t0) * 1000,
+                ttft_ms=ttft_ms,
+                cache="miss",
+                saved_usd=0.0,
+                outcome=outcome,
+                error_class=error,
+                status=status,
+                attempts=len(ticket.trail),
+                route=" ".join(ticket.trail) or None,
+                task_type=ticket.task_type,
+                metadata=ticket.metadata,
+            )
+        )
+
+    def _record_failure(self, ticket: _Ticket, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            self._record(ticket, None, Usage(), 0.0, "cancelled", "CancelledError", 499, None)
+        elif isinstance(exc, SophiaError):
+            from sophia.gateway.errors import status_and_type
+
+            self._record(
+                ticket, None, Usage(), 0.0, "error", type(exc).__name__, status_and_type(exc)[0], None
+            )
+        else:
+            log.error("unexpected %s in %s call %s", type(exc).__name__, ticket.endpoint, ticket.request_id)
+            self._record(ticket, None, Usage(), 0.0, "error", type(exc).__name__, 500, None)
+
+    def health(self) -> dict[str, Any]:
+        return {"providers": sorted(self.catalog.adapters), "models": self.breakers.snapshot()}
+
+
+class StreamCall:
+    """A streamed answer in progress: iterate for SSE events (the first is already in hand), then ``finish``."""
+
+    def __init__(
+        self, gateway: Gateway, ticket: _Ticket, model: ModelInfo, stream: ChunkStream, first: bytes
+    ) -> None:
+        self.gateway = gateway
+        self.ticket = ticket
+        self.model = model
+        self._stream = stream
+        self._first: bytes | None = first or None
+        self.ttft_ms = (perf_counter() - ticket.t0) * 1000
+        self.route = " ".join(ticket.trail)
+        self.request_id = ticket.request_id
+        self._finished = False
+
+    def __aiter__(self) -> StreamCall:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._stream.__anext__()
+
+    async def finish(self, error: BaseException | None = None) -> None:
+        """Close the upstream and record the call once (outcome from ``error``)."""
+        if self._finished:
+            return
+        self._finished = True
+        await self._stream.aclose()
+        usage = self._stream.usage
+        cost = self.model.cost(usage.prompt_tokens, usage.completion_tokens)
+        gw, ticket = self.gateway, self.ticket
+        if ticket.key is not None and gw.limiter is not None:
+            await gw.limiter.commit(ticket.key, usage.total_tokens, cost, time())
+        if error is None:
+            gw._record(ticket, self.model, usage, cost, "ok", None, 200, self.ttft_ms)
+        elif isinstance(error, asyncio.CancelledError | ConnectionError):
+            gw._record(ticket, self.model, usage, cost, "cancelled", type(error).__name__, 499, self.ttft_ms)
+        else:
+            gw._record(ticket, self.model, usage, cost, "error", type(error).__name__, 200, self.ttft_ms)

@@ -1,0 +1,1 @@
+"""Wire-protocol adapters shared by every vendor that speaks the same protocol."""

@@ -1,0 +1,188 @@
+"""HTTP helpers shared by the HTTP adapters: error mapping, Retry-After, key lookup, SSE framing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from email.utils import parsedate_to_datetime
+from time import time
+from typing import TYPE_CHECKING
+
+import aiohttp
+import orjson
+
+from sophia.errors import ProviderHTTPError, ProviderTimeout, ProviderUnavailable
+
+if TYPE_CHECKING:
+    from sophia.providers.base import CallOptions, Vendor
+    from sophia.settings import ProviderSettings
+
+MAX_ERROR_BODY = 4096
+
+
+def resolve_key(vendor: Vendor, config: ProviderSettings) -> str | None:
+    """The vendor's key from settings, else from its standard environment variables. Never logged."""
+    if config.api_key is not None:
+        value = config.api_key.get_secret_value()
+        if value:
+            return value
+    for name in vendor.env_keys:
+        value = os.environ.get(name, "")
+        if value:
+            return value
+    return None
+
+
+def request_headers(vendor: Vendor, config: ProviderSettings) -> dict[str, str]:
+    """Headers for every call to ``vendor``: JSON, the vendor's fixed ones, option headers, auth."""
+    headers = {"Content-Type": "application/json", **vendor.extra_headers}
+    for option, header in vendor.option_headers.items():
+        value = config.options.get(option)
+        if value is not None:
+            headers[header] = value if isinstance(value, str) else orjson.dumps(value).decode()
+    headers.update(config.headers)
+    key = resolve_key(vendor, config)
+    if key:
+        headers[vendor.auth_header] = f"{vendor.auth_scheme} {key}" if vendor.auth_scheme else key
+    return headers
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def upstream_error(
+    status: int, body: bytes, retry_after: str | None, provider: str, model: str
+) -> ProviderHTTPError:
+    """A ProviderHTTPError carrying the upstream's own message (JSON ``error.message`` when present)."""
+    detail = _error_message(body[:MAX_ERROR_BODY])
+    message = f"{provider} answered {status} for {model}" + (f": {detail}" if detail else "")
+    return ProviderHTTPError(
+        message, status=status, provider=provider, model=model, retry_after=parse_retry_after(retry_after)
+    )
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return text[:300]
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail") or err.get("type")
+            return str(msg)[:300] if msg else ""
+        if isinstance(err, str):
+            return err[:300]
+    return ""
+
+
+class SSEBuffer:
+    """Splits a byte stream into complete server-sent events (each returned without its blank line)."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        buf = self._buf + data
+        parts = buf.split(b"\n\n")
+        self._buf = parts.pop()
+        return [p for p in parts if p]
+
+    def flush(self) -> list[bytes]:
+        rest, self._buf = self._buf.strip(), b""
+        return [rest] if rest else []
+
+
+def event_data(event: bytes) -> bytes | None:
+    """The ``data:`` payload of one SSE event (lines joined), or None for comments / other fields."""
+    if event.startswith(b"data:") and b"\n" not in event:
+        return event[5:].lstrip(b" ")
+    lines = [ln[5:].lstrip(b" ") for ln in event.split(b"\n") if ln.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+async def open_post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    options: CallOptions,
+    provider: str,
+    model: str,
+) -> aiohttp.ClientResponse:
+    """POST ``body`` and return the response once its head arrived within the first-byte budget.
+
+    An error status is read (up to ``MAX_ERROR_BODY``) and raised as ``upstream_error``; a missed
+    budget is ``ProviderTimeout``; a connection failure is ``ProviderUnavailable``.
+    """
+    budget = min(options.first_byte_timeout, options.timeout)
+    try:
+        async with asyncio.timeout(budget):
+            resp = await session.post(url, data=body, headers=headers)
+    except TimeoutError:
+        raise ProviderTimeout(
+            f"{provider} sent no response for {model} within {budget:g}s", provider=provider, model=model
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise ProviderUnavailable(
+            f"cannot reach {provider} for {model}: {type(exc).__name__}", provider=provider, model=model
+        ) from None
+    if resp.status >= 400:
+        try:
+            async with asyncio.timeout(options.timeout):
+                raw = await resp.content.read(MAX_ERROR_BODY)
+        except (TimeoutError, aiohttp.ClientError):
+            raw = b""
+        finally:
+            resp.release()
+        raise upstream_error(resp.status, raw, resp.headers.get("Retry-After"), provider, model)
+    return resp
+
+
+async def read_body(resp: aiohttp.ClientResponse, options: CallOptions, provider: str, model: str) -> bytes:
+    """The whole body of an opened response within ``options.timeout``; the response is released."""
+    try:
+        async with asyncio.timeout(options.timeout):
+            return await resp.read()
+    except TimeoutError:
+        raise ProviderTimeout(
+            f"{provider} did not finish {model} within {options.timeout:g}s", provider=provider, model=model
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise ProviderUnavailable(
+            f"{provider} dropped the answer for {model}: {type(exc).__name__}", provider=provider, model=model
+        ) from None
+    finally:
+        resp.release()
+
+
+async def read_chunk(resp: aiohttp.ClientResponse, gap: float, provider: str, model: str) -> bytes:
+    """The next bytes of a streamed body (``b""`` at its end), waiting at most ``gap`` seconds for them."""
+    try:
+        async with asyncio.timeout(gap):
+            return await resp.content.readany()
+    except TimeoutError:
+        raise ProviderTimeout(
+            f"{provider} stalled for {gap:g}s streaming {model}", provider=provider, model=model
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise ProviderUnavailable(
+            f"{provider} broke the stream of {model}: {type(exc).__name__}", provider=provider, model=model
+        ) from None

@@ -1,0 +1,214 @@
+"""The OpenAI-compatible wire adapter (OpenAI, OpenRouter, Together, Hugging Face, Portkey, vLLM, Ollama).
+
+Upstream bytes are passed through unchanged where the protocol allows: a non-streamed answer is
+returned as the upstream sent it (parsed once, for its usage); a stream is re-framed event by event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+
+from sophia.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from sophia.providers.adapters._http import SSEBuffer, event_data, request_headers, upstream_error
+from sophia.providers.base import JSON, Adapter, CallOptions, ChunkStream, Completion, ModelInfo, Usage
+
+if TYPE_CHECKING:
+    from sophia.providers.base import Vendor
+    from sophia.settings import ProviderSettings, Settings
+
+_DONE = b"[DONE]"
+
+
+def usage_from(data: Any) -> Usage | None:
+    """Usage from an OpenAI-format object, or None when it carries none."""
+    if not isinstance(data, dict):
+        return None
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    return Usage(int(prompt), int(completion))
+
+
+class OpenAICompatAdapter(Adapter):
+    protocol = "openai"
+
+    def __init__(self, vendor: Vendor, config: ProviderSettings, settings: Settings) -> None:
+        super().__init__(vendor, config, settings)
+        base = (config.base_url or vendor.base_url or "").rstrip("/")
+        if not base:
+            from sophia.errors import ConfigError
+
+            raise ConfigError(f"provider {vendor.name!r} needs providers.{vendor.name}.base_url")
+        self.chat_url = f"{base}/chat/completions"
+        self.embeddings_url = f"{base}/embeddings"
+        self.headers = request_headers(vendor, config)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def _open(
+        self, url: str, body: bytes, model: ModelInfo, options: CallOptions
+    ) -> aiohttp.ClientResponse:
+        session = self._session
+        if session is None:
+            raise ProviderUnavailable(
+                f"{self.vendor.name} is not started", provider=self.vendor.name, model=model.id
+            )
+        try:
+            async with asyncio.timeout(min(options.first_byte_timeout, options.timeout)):
+                resp = await session.post(url, data=body, headers=self.headers)
+        except TimeoutError:
+            raise ProviderTimeout(
+                f"{self.vendor.name} sent no response for {model.id} within "
+                f"{min(options.first_byte_timeout, options.timeout):g}s",
+                provider=self.vendor.name,
+                model=model.id,
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise ProviderUnavailable(
+                f"cannot reach {self.vendor.name} for {model.id}: {type(exc).__name__}",
+                provider=self.vendor.name,
+                model=model.id,
+            ) from None
+        if resp.status >= 400:
+            try:
+                async with asyncio.timeout(options.timeout):
+                    raw = await resp.content.read(4096)
+            except (TimeoutError, aiohttp.ClientError):
+                raw = b""
+            finally:
+                resp.release()
+            raise upstream_error(
+                resp.status, raw, resp.headers.get("Retry-After"), self.vendor.name, model.id
+            )
+        return resp
+
+    async def _complete(self, url: str, body: bytes, model: ModelInfo, options: CallOptions) -> Completion:
+        resp = await self._open(url, body, model, options)
+        try:
+            async with asyncio.timeout(options.timeout):
+                raw = await resp.read()
+        except TimeoutError:
+            raise ProviderTimeout(
+                f"{self.vendor.name} did not finish {model.id} within {options.timeout:g}s",
+                provider=self.vendor.name,
+                model=model.id,
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise ProviderUnavailable(
+                f"{self.vendor.name} dropped the answer for {model.id}: {type(exc).__name__}",
+                provider=self.vendor.name,
+                model=model.id,
+            ) from None
+        finally:
+            resp.release()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ProviderError(
+                f"{self.vendor.name} answered {model.id} with invalid JSON",
+                provider=self.vendor.name,
+                model=model.id,
+            ) from None
+        return Completion(raw, usage_from(data) or Usage())
+
+    async def chat(self, model: ModelInfo, request: JSON, options: CallOptions) -> Completion:
+        body = orjson.dumps({**request, "model": model.upstream, "stream": False})
+        return await self._complete(self.chat_url, body, model, options)
+
+    async def embed(self, model: ModelInfo, request: JSON, options: CallOptions) -> Completion:
+        body = orjson.dumps({**request, "model": model.upstream})
+        return await self._complete(self.embeddings_url, body, model, options)
+
+    async def chat_stream(self, model: ModelInfo, request: JSON, options: CallOptions) -> ChunkStream:
+        stream_options = dict(request.get("stream_options") or {})
+        stream_options["include_usage"] = True
+        body = orjson.dumps(
+            {**request, "model": model.upstream, "stream": True, "stream_options": stream_options}
+        )
+        resp = await self._open(self.chat_url, body, model, options)
+        return _OpenAIStream(resp, model, options, self.vendor.name)
+
+
+class _OpenAIStream(ChunkStream):
+    __slots__ = ("_buffer", "_done", "_options", "_pending", "_provider", "_resp", "model", "usage")
+
+    def __init__(
+        self, resp: aiohttp.ClientResponse, model: ModelInfo, options: CallOptions, provider: str
+    ) -> None:
+        self._resp = resp
+        self.model = model
+        self._options = options
+        self._provider = provider
+        self._buffer = SSEBuffer()
+        self._pending: list[bytes] = []
+        self._done = False
+        self.usage = Usage()
+
+    async def __anext__(self) -> bytes:
+        while True:
+            while self._pending:
+                event = self._pending.pop(0)
+                out = self._accept(event)
+                if out is not None:
+                    return out
+            if self._done:
+                raise StopAsyncIteration
+            await self._fill()
+
+    def _accept(self, event: bytes) -> bytes | None:
+        data = event_data(event)
+        if data is None:
+            return None
+        if data == _DONE:
+            self._done = True
+            self._pending.clear()
+            return None
+        if b'"usage"' in data:
+            try:
+                parsed = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                parsed = None
+            usage = usage_from(parsed)
+            if usage is not None:
+                self.usage = usage
+                if not self._options.include_usage and isinstance(parsed, dict) and not parsed.get("choices"):
+                    return None
+        return b"data: " + data + b"\n\n"
+
+    async def _fill(self) -> None:
+        try:
+            async with asyncio.timeout(self._options.timeout):
+                chunk = await self._resp.content.readany()
+        except TimeoutError:
+            await self.aclose()
+            raise ProviderTimeout(
+                f"{self._provider} stalled for {self._options.timeout:g}s streaming {self.model.id}",
+                provider=self._provider,
+                model=self.model.id,
+            ) from None
+        except aiohttp.ClientError as exc:
+            await self.aclose()
+            raise ProviderUnavailable(
+                f"{self._provider} broke the stream of {self.model.id}: {type(exc).__name__}",
+                provider=self._provider,
+                model=self.model.id,
+            ) from None
+        if not chunk:
+            self._pending.extend(self._buffer.flush())
+            self._done = True
+            self._resp.release()
+            return
+        self._pending.extend(self._buffer.feed(chunk))
+
+    async def aclose(self) -> None:
+        self._done = True
+        self._pending.clear()
+        self._resp.close()

@@ -1,0 +1,35 @@
+"""Relative and absolute times as people type them on a command line: ``7d``, ``24h``, ``2026-11-01``."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from time import time
+
+from sophia.errors import InvalidRequest
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """Epoch seconds for ``7d`` (ago), ``today``, ``month`` (start of this UTC month) or an ISO date/time."""
+    now = time() if now is None else now
+    value = text.strip().lower()
+    match = _RELATIVE.match(value)
+    if match:
+        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    current = datetime.fromtimestamp(now, UTC)
+    if value == "today":
+        return current.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    if value == "month":
+        return current.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidRequest(
+            f"cannot read the time {text!r}: use e.g. 30m, 24h, 7d, today, month or 2026-11-01", param="since"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()

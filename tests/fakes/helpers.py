@@ -1,0 +1,42 @@
+"""Small builders shared by the gateway tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sophia.settings import Settings, load_settings
+
+#: a port nothing listens on: connections are refused at once (a provider that is down)
+DOWN_URL = "http://127.0.0.1:9/v1"
+
+
+def gateway_settings(upstream_url: str, **overrides: Any) -> Settings:
+    """Providers pointed at the fake upstream (vllm, ollama, openai) and one that is down (together)."""
+    base: dict[str, Any] = {
+        "providers": {
+            "vllm": {"base_url": f"{upstream_url}/vllm/v1"},
+            "ollama": {"base_url": f"{upstream_url}/ollama/v1"},
+            "openai": {"api_key": "test-openai-key", "base_url": f"{upstream_url}/openai/v1"},
+            "together": {"api_key": "test-together-key", "base_url": DOWN_URL},
+            "local": {"enabled": False},
+        },
+        "models": {"vllm/priced": {"input_price": 1.0, "output_price": 2.0, "context_window": 8192}},
+        "aliases": {
+            "test/fallback-500": ["vllm/status-500", "ollama/ok"],
+            "test/fallback-down": ["together/meta-llama/Llama-3.3-70B-Instruct-Turbo", "vllm/ok"],
+            "test/fallback-slow": ["vllm/slow-5", "ollama/ok"],
+            "test/fallback-stall": ["vllm/stall-5", "ollama/ok"],
+            "test/all-bad": ["vllm/status-503", "ollama/status-502"],
+        },
+        "reliability": {"backoff_base": 0.01, "backoff_max": 0.05, "first_byte_timeout": 0.5, "timeout": 5},
+    }
+    for section, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(section), dict):
+            base[section] = {**base[section], **value}
+        else:
+            base[section] = value
+    return load_settings(**base)
+
+
+def chat(model: str, text: str = "hi", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}

@@ -1,0 +1,68 @@
+"""The admin API: keys, usage and provider health, for admin keys only."""
+
+from __future__ import annotations
+
+import httpx
+from fakes.helpers import chat
+
+from sophia.gateway.app import GatewayApp
+from sophia.gateway.engine import Gateway
+
+
+async def test_create_use_list_and_revoke_a_key(client: httpx.AsyncClient, gateway: Gateway) -> None:
+    resp = await client.post(
+        "/admin/keys", json={"name": "ci", "team": "data", "rpm": 60, "budget_daily_usd": 5}
+    )
+    assert resp.status_code == 201
+    created = resp.json()
+    assert created["key"].startswith("sk-sophia-")
+    assert "hash" not in created
+    new_secret, key_id = created["key"], created["id"]
+
+    transport = httpx.ASGITransport(app=GatewayApp(gateway))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {new_secret}"}
+    ) as other:
+        assert (await other.post("/v1/chat/completions", json=chat("vllm/ok"))).status_code == 200
+        # a non-admin key may not use the admin API
+        assert (await other.get("/admin/keys")).status_code == 403
+
+    listed = (await client.get("/admin/keys")).json()["data"]
+    assert any(k["id"] == key_id and k["team"] == "data" and k["rpm"] == 60 for k in listed)
+    assert all(new_secret not in str(k) for k in listed)
+
+    patched = await client.patch(f"/admin/keys/{key_id}", json={"rpm": 10})
+    assert patched.status_code == 200
+    assert patched.json()["rpm"] == 10
+
+    assert (await client.delete(f"/admin/keys/{key_id}")).status_code == 200
+    assert (await client.delete(f"/admin/keys/{key_id}")).status_code == 400
+
+
+async def test_invalid_key_spec_is_a_clear_400(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/admin/keys", json={"name": "x", "rpm": 0})
+    assert resp.status_code == 400
+    assert resp.json()["error"]["param"] == "rpm"
+    resp = await client.post("/admin/keys", json={"name": "x", "colour": "red"})
+    assert resp.status_code == 400
+
+
+async def test_usage_report_groups_spend(client: httpx.AsyncClient) -> None:
+    for model in ("vllm/priced", "vllm/priced", "vllm/ok"):
+        await client.post("/v1/chat/completions", json=chat(model, metadata={"task_type": "qa"}))
+    resp = await client.get("/admin/usage", params={"since": "1h", "group_by": "model,team,task_type"})
+    assert resp.status_code == 200
+    rows = resp.json()["data"]
+    priced = next(r for r in rows if r["model"] == "vllm/priced")
+    assert priced["requests"] == 2
+    assert priced["team"] == "qa"
+    assert priced["task_type"] == "qa"
+    bad = await client.get("/admin/usage", params={"group_by": "colour"})
+    assert bad.status_code == 400
+
+
+async def test_provider_health_shows_breakers(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/chat/completions", json=chat("test/fallback-500"))
+    health = (await client.get("/admin/providers")).json()
+    assert health["models"]["vllm/status-500"]["errors"] == 3
+    assert health["models"]["ollama/ok"]["state"] == "closed"
