@@ -6,14 +6,20 @@ returned as the upstream sent it (parsed once, for its usage); a stream is re-fr
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
-from sophia.errors import ProviderError, ProviderTimeout, ProviderUnavailable
-from sophia.providers.adapters._http import SSEBuffer, event_data, request_headers, upstream_error
+from sophia.errors import ProviderError, ProviderUnavailable
+from sophia.providers.adapters._http import (
+    SSEBuffer,
+    event_data,
+    open_post,
+    read_body,
+    read_chunk,
+    request_headers,
+)
 from sophia.providers.base import JSON, Adapter, CallOptions, ChunkStream, Completion, ModelInfo, Usage
 
 if TYPE_CHECKING:
@@ -53,62 +59,9 @@ class OpenAICompatAdapter(Adapter):
     async def start(self, session: aiohttp.ClientSession) -> None:
         self._session = session
 
-    async def _open(
-        self, url: str, body: bytes, model: ModelInfo, options: CallOptions
-    ) -> aiohttp.ClientResponse:
-        session = self._session
-        if session is None:
-            raise ProviderUnavailable(
-                f"{self.vendor.name} is not started", provider=self.vendor.name, model=model.id
-            )
-        try:
-            async with asyncio.timeout(min(options.first_byte_timeout, options.timeout)):
-                resp = await session.post(url, data=body, headers=self.headers)
-        except TimeoutError:
-            raise ProviderTimeout(
-                f"{self.vendor.name} sent no response for {model.id} within "
-                f"{min(options.first_byte_timeout, options.timeout):g}s",
-                provider=self.vendor.name,
-                model=model.id,
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProviderUnavailable(
-                f"cannot reach {self.vendor.name} for {model.id}: {type(exc).__name__}",
-                provider=self.vendor.name,
-                model=model.id,
-            ) from None
-        if resp.status >= 400:
-            try:
-                async with asyncio.timeout(options.timeout):
-                    raw = await resp.content.read(4096)
-            except (TimeoutError, aiohttp.ClientError):
-                raw = b""
-            finally:
-                resp.release()
-            raise upstream_error(
-                resp.status, raw, resp.headers.get("Retry-After"), self.vendor.name, model.id
-            )
-        return resp
-
     async def _complete(self, url: str, body: bytes, model: ModelInfo, options: CallOptions) -> Completion:
         resp = await self._open(url, body, model, options)
-        try:
-            async with asyncio.timeout(options.timeout):
-                raw = await resp.read()
-        except TimeoutError:
-            raise ProviderTimeout(
-                f"{self.vendor.name} did not finish {model.id} within {options.timeout:g}s",
-                provider=self.vendor.name,
-                model=model.id,
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProviderUnavailable(
-                f"{self.vendor.name} dropped the answer for {model.id}: {type(exc).__name__}",
-                provider=self.vendor.name,
-                model=model.id,
-            ) from None
-        finally:
-            resp.release()
+        raw = await read_body(resp, options, self.vendor.name, model.id)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -118,6 +71,15 @@ class OpenAICompatAdapter(Adapter):
                 model=model.id,
             ) from None
         return Completion(raw, usage_from(data) or Usage())
+
+    async def _open(
+        self, url: str, body: bytes, model: ModelInfo, options: CallOptions
+    ) -> aiohttp.ClientResponse:
+        if self._session is None:
+            raise ProviderUnavailable(
+                f"{self.vendor.name} is not started", provider=self.vendor.name, model=model.id
+            )
+        return await open_post(self._session, url, body, self.headers, options, self.vendor.name, model.id)
 
     async def chat(self, model: ModelInfo, request: JSON, options: CallOptions) -> Completion:
         body = orjson.dumps({**request, "model": model.upstream, "stream": False})
@@ -185,22 +147,10 @@ class _OpenAIStream(ChunkStream):
 
     async def _fill(self) -> None:
         try:
-            async with asyncio.timeout(self._options.timeout):
-                chunk = await self._resp.content.readany()
-        except TimeoutError:
+            chunk = await read_chunk(self._resp, self._options.timeout, self._provider, self.model.id)
+        except ProviderError:
             await self.aclose()
-            raise ProviderTimeout(
-                f"{self._provider} stalled for {self._options.timeout:g}s streaming {self.model.id}",
-                provider=self._provider,
-                model=self.model.id,
-            ) from None
-        except aiohttp.ClientError as exc:
-            await self.aclose()
-            raise ProviderUnavailable(
-                f"{self._provider} broke the stream of {self.model.id}: {type(exc).__name__}",
-                provider=self._provider,
-                model=self.model.id,
-            ) from None
+            raise
         if not chunk:
             self._pending.extend(self._buffer.flush())
             self._done = True
