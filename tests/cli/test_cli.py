@@ -1,0 +1,117 @@
+"""The `sophia` command line, run as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from fakes.process import sophia, write_config
+
+COMMANDS = [
+    [],
+    ["run"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "revoke"],
+    ["keys", "local"],
+    ["usage"],
+    ["models"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "sophia")
+def test_every_command_has_help(command: list[str]) -> None:
+    result = sophia(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+    assert "--help" in result.stdout
+
+
+def test_version() -> None:
+    from sophia import __version__
+
+    result = sophia("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"sophia {__version__}"
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", {"home": str(tmp_path / "home")})
+    made = sophia(
+        "keys",
+        "create",
+        "--config",
+        str(config),
+        "--name",
+        "ci",
+        "--team",
+        "data",
+        "--rpm",
+        "60",
+        "--budget-daily",
+        "5",
+        "--model",
+        "openai/*",
+    )
+    assert made.returncode == 0, made.stderr
+    secret = re.search(r"sk-sophia-\S+", made.stdout)
+    assert secret is not None
+    listed = sophia("keys", "list", "--config", str(config), "--json")
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["team"], r["rpm"], r["budget_daily_usd"], r["allowed_models"]) for r in rows] == [
+        ("ci", "data", 60, 5.0, ["openai/*"])
+    ]
+    assert secret.group(0) not in listed.stdout  # secrets are never listed
+    assert sophia("keys", "revoke", "--config", str(config), rows[0]["id"]).returncode == 0
+    again = sophia("keys", "revoke", "--config", str(config), rows[0]["id"])
+    assert again.returncode == 1
+    assert "no active key" in again.stderr
+    assert json.loads(sophia("keys", "list", "--config", str(config), "--json").stdout) == []
+
+
+def test_print_secret_only_is_script_friendly(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", {"home": str(tmp_path / "home")})
+    made = sophia("--config", str(config), "keys", "create", "--name", "bench", "--print-secret-only")
+    assert re.fullmatch(r"sk-sophia-[A-Za-z0-9_-]+\n", made.stdout)
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bad.yaml", {"gateway": {"port": "eighty"}})
+    result = sophia("models", "--config", str(config))
+    assert result.returncode == 2
+    assert "gateway.port" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = sophia("models", "--config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+
+
+def test_config_from_environment(tmp_path: Path) -> None:
+    result = sophia(
+        "models",
+        "--json",
+        env={
+            "SOPHIA_HOME": str(tmp_path),
+            "SOPHIA_PROVIDERS__VLLM__BASE_URL": "http://127.0.0.1:9/v1",
+            "SOPHIA_PROVIDERS__LOCAL__ENABLED": "false",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []  # vLLM lists no models of its own; local is off
+
+
+def test_models_lists_local_and_aliases(tmp_path: Path) -> None:
+    result = sophia("models", "--json", env={"SOPHIA_HOME": str(tmp_path)})
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert rows["local"]["input_usd_mtok"] == 0.0
+    assert "local/all-minilm-l6-v2" in rows
+    assert rows["sophia/smart"]["chain"].endswith("local")
+
+
+def test_usage_rejects_unknown_grouping(tmp_path: Path) -> None:
+    result = sophia("usage", "--by", "colour", env={"SOPHIA_HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert "--by takes" in result.stderr
