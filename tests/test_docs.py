@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fakes.process import sophia
 
+from fakes.process import sophia
 from sophia.providers.catalog import Catalog
 from sophia.settings import load_settings
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from fakes.process import sophia, write_config
 
 COMMANDS = [

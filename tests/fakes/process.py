@@ -28,7 +28,9 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def sophia(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def sophia(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run a `sophia` command to completion (the installed CLI, through this interpreter)."""
     return subprocess.run(
         [sys.executable, "-m", "sophia", *args],

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+
 import httpx
 import pytest
+
 from fakes.helpers import gateway_settings
 from fakes.upstream import FakeUpstream
-
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
 

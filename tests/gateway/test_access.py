@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+
 from fakes.helpers import chat, gateway_settings
 from fakes.upstream import FakeUpstream
-
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import httpx
-from fakes.helpers import chat
 
+from fakes.helpers import chat
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
-from fakes.upstream import FakeUpstream
-from fakes.helpers import chat
 
+from fakes.helpers import chat
+from fakes.upstream import FakeUpstream
 from sophia.gateway.engine import Gateway
 
 

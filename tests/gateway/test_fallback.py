@@ -6,9 +6,9 @@ import asyncio
 
 import httpx
 import pytest
+
 from fakes.helpers import chat, gateway_settings
 from fakes.upstream import FakeUpstream
-
 from sophia.errors import AllProvidersFailed, ProviderHTTPError
 from sophia.gateway.engine import Gateway
 

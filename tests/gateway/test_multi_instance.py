@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from fakes.helpers import chat
 from fakes.process import Server, free_port, write_config
 from fakes.upstream import FakeUpstream
-
 from sophia.gateway.keys import KeyStore
 from sophia.gateway.ledger import Ledger
 from sophia.storage.testing import TEST_REDIS_URL, postgres_schema
@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 LIMIT = 12
 
 
-async def test_two_instances_admit_n_requests_per_minute_in_total(upstream: FakeUpstream, tmp_path: Path) -> None:
+async def test_two_instances_admit_n_requests_per_minute_in_total(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
     async with postgres_schema() as db_url:
         config = write_config(
             tmp_path / "sophia.yaml",
@@ -56,8 +58,6 @@ async def test_two_instances_admit_n_requests_per_minute_in_total(upstream: Fake
         codes = [r.status_code for r in burst]
         assert codes.count(200) == LIMIT - LIMIT // 2, codes
         assert codes.count(429) == LIMIT
-        responses = [*first, *burst]
-
         # and both wrote to the one shared ledger
         ledger = await Ledger.open(db_url)
         try:

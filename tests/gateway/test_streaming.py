@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import orjson
+
 from fakes.helpers import chat
 from fakes.upstream import FakeUpstream
-
 from sophia.gateway.engine import Gateway
 
 

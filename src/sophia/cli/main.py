@@ -11,7 +11,7 @@ from sophia.cli import keys, models, run, usage
 
 app = typer.Typer(
     name="sophia",
-    help="Sophia: a self-hostable AI gateway (OpenAI-compatible) with routing, fallbacks, budgets and a usage ledger.",
+    help="Sophia: a self-hostable, OpenAI-compatible AI gateway with routing, fallbacks, budgets and a ledger.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

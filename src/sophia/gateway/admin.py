@@ -10,13 +10,12 @@ from collections.abc import Awaitable, Callable
 from time import time
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-import orjson
 
 from sophia.errors import InvalidRequest, PermissionDenied, SophiaError
 from sophia.gateway.engine import Gateway

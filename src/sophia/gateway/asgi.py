@@ -17,7 +17,7 @@ Send = Callable[[Message], Awaitable[None]]
 JSON_CT = (b"content-type", b"application/json")
 
 
-class ClientGone(Exception):  # noqa: N818 - a signal, not an error
+class ClientGone(Exception):
     """The client disconnected; nothing more can be sent."""
 
 

@@ -277,7 +277,7 @@ class Gateway:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             return retry_after if retry_after <= rel.retry_after_max else None
-        return min(rel.backoff_max, rel.backoff_base * (2**attempt)) * random.uniform(0.5, 1.5)  # noqa: S311
+        return min(rel.backoff_max, rel.backoff_base * (2**attempt)) * random.uniform(0.5, 1.5)
 
     # -- accounting -----------------------------------------------------------------------------
 
@@ -349,7 +349,7 @@ class Gateway:
 
 
 class StreamCall:
-    """A streamed answer in progress: iterate for SSE events (the first is already in hand), then ``finish``."""
+    """A streamed answer in progress: iterate for SSE events (the first is in hand), then ``finish``."""
 
     def __init__(
         self, gateway: Gateway, ticket: _Ticket, model: ModelInfo, stream: ChunkStream, first: bytes

@@ -53,7 +53,7 @@ def status_and_type(exc: SophiaError) -> tuple[int, str]:
             return 429, "rate_limit_error"
         return (504 if exc.status == 504 else 502), "upstream_error"
     for cls in type(exc).__mro__:
-        entry = _TABLE.get(cls)  # type: ignore[arg-type]
+        entry = _TABLE.get(cls)
         if entry is not None:
             return entry
     return 500, "api_error"

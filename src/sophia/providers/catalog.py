@@ -33,6 +33,10 @@ class Route:
     alias: AliasSettings | None = None
 
 
+def _pick(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 class Catalog:
     def __init__(self, settings: Settings, registry: ProviderRegistry | None = None) -> None:
         self.settings = settings
@@ -87,13 +91,15 @@ class Catalog:
             current = ModelInfo(
                 model_id, provider, upstream, 0.0, 0.0, override.context_window or OPEN_CATALOG_CONTEXT
             )
-        changes = {
-            "upstream": override.upstream,
-            "input_price": override.input_price,
-            "output_price": override.output_price,
-            "context_window": override.context_window,
-        }
-        self._add(replace(current, **{k: v for k, v in changes.items() if v is not None}))
+        self._add(
+            replace(
+                current,
+                upstream=override.upstream or current.upstream,
+                input_price=_pick(override.input_price, current.input_price),
+                output_price=_pick(override.output_price, current.output_price),
+                context_window=override.context_window or current.context_window,
+            )
+        )
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -128,7 +134,8 @@ class Catalog:
             info = self.model(name)
             if info is None:
                 raise ModelNotFound(
-                    f"the model {name!r} does not exist or its provider is not enabled; GET /v1/models lists them",
+                    f"the model {name!r} does not exist or its provider is not enabled; "
+                    "GET /v1/models lists them",
                     param="model",
                 )
             chain = (info,)
