@@ -37,6 +37,11 @@ async def test_create_use_list_and_revoke_a_key(client: httpx.AsyncClient, gatew
 
     assert (await client.delete(f"/admin/keys/{key_id}")).status_code == 200
     assert (await client.delete(f"/admin/keys/{key_id}")).status_code == 400
+    # revoked through the admin API: refused at once by this process, whatever the cache TTL
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {new_secret}"}
+    ) as other:
+        assert (await other.post("/v1/chat/completions", json=chat("vllm/ok"))).status_code == 401
 
 
 async def test_invalid_key_spec_is_a_clear_400(client: httpx.AsyncClient) -> None:

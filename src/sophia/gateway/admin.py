@@ -133,7 +133,9 @@ async def update_key(request: Request, gateway: Gateway) -> Any:
     for name in ("allowed_models", "allowed_tools"):
         if fields.get(name) is not None:
             fields[name] = tuple(fields[name])
-    return key_json(await gateway.keys.update(key_id, **fields))
+    record = await gateway.keys.update(key_id, **fields)
+    _forget_keys(gateway)
+    return key_json(record)
 
 
 async def revoke_key(request: Request, gateway: Gateway) -> Any:
@@ -141,7 +143,14 @@ async def revoke_key(request: Request, gateway: Gateway) -> Any:
     key_id = request.path_params["key_id"]
     if not await gateway.keys.revoke(key_id):
         raise InvalidRequest(f"no active key {key_id!r}", code="not_found")
+    _forget_keys(gateway)
     return {"id": key_id, "revoked": True}
+
+
+def _forget_keys(gateway: Gateway) -> None:
+    """This process sees a revocation or a change at once; other instances within key_cache_ttl."""
+    if gateway.key_cache is not None:
+        gateway.key_cache.clear()
 
 
 async def usage(request: Request, gateway: Gateway) -> Any:

@@ -35,6 +35,7 @@ from sophia.gateway.validate import ChatParams, chat_params, embedding_params, u
 from sophia.providers.base import EMBEDDINGS, Adapter, CallOptions, ChunkStream, ModelInfo, Usage
 from sophia.providers.catalog import Catalog, Route
 from sophia.settings import Settings
+from sophia.storage import Database, open_database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,6 +80,7 @@ class Gateway:
         self.catalog = catalog or Catalog(settings)
         rel = settings.reliability
         self.breakers = BreakerBoard(rel.breaker_failures, rel.breaker_cooldown)
+        self.db: Database | None = None
         self.keys: KeyStore | None = None
         self.key_cache: KeyCache | None = None
         self.ledger: Ledger | None = None
@@ -89,10 +91,10 @@ class Gateway:
 
     async def start(self) -> None:
         storage = self.settings.storage
-        url = self.settings.database_url
-        self.keys = await KeyStore.open(url)
+        self.db = await open_database(self.settings.database_url)
+        self.keys = await KeyStore.open(self.db)
         self.key_cache = KeyCache(self.keys, storage.key_cache_ttl)
-        self.ledger = await Ledger.open(url, storage.ledger_batch_size, storage.ledger_flush_interval)
+        self.ledger = await Ledger.open(self.db, storage.ledger_batch_size, storage.ledger_flush_interval)
         self.ledger.start()
         self.limiter = await make_limiter(self.settings, self.ledger.spend)
         self.session = aiohttp.ClientSession(
@@ -106,7 +108,7 @@ class Gateway:
         await self.catalog.close()
         if self.session is not None:
             await self.session.close()
-        for closer in (self.limiter, self.ledger, self.keys):
+        for closer in (self.limiter, self.ledger, self.keys, self.db):
             if closer is not None:
                 await closer.close()
 
