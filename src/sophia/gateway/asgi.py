@@ -68,22 +68,32 @@ async def send_json(
 class DisconnectGuard:
     """Cancels the current task when the client disconnects; the block then ends with ``gone`` set.
 
-    Use around work done after the request body was read. Nothing may be awaited between the
-    last ``send`` and the end of the block (the server reports completion as a disconnect).
+    Most calls finish in well under ``arm_after`` seconds, so the watcher (a task reading
+    ``receive()``) is only started for calls still running by then: fast calls pay for one timer,
+    not a task. Use around work done after the request body was read. Nothing may be awaited
+    between the last ``send`` and the end of the block (the server reports completion as a
+    disconnect).
     """
 
-    __slots__ = ("_receive", "_task", "_watcher", "gone")
+    __slots__ = ("_receive", "_task", "_timer", "_watcher", "gone")
+
+    #: seconds before a still-running call starts watching for a disconnect
+    arm_after = 0.05
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
+        self._watcher: asyncio.Task[None] | None = None
         self.gone = False
 
     async def __aenter__(self) -> DisconnectGuard:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
-        self._watcher = asyncio.create_task(self._watch())
+        self._timer = asyncio.get_running_loop().call_later(self.arm_after, self._arm)
         return self
+
+    def _arm(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
@@ -96,7 +106,9 @@ class DisconnectGuard:
     async def __aexit__(
         self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        self._watcher.cancel()
+        self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self.gone and et is not None and issubclass(et, asyncio.CancelledError):
             self._task.uncancel()
             return True

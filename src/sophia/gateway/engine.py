@@ -7,6 +7,8 @@ MCP servers call it directly, so routing, budgets, limits and cost apply to ever
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
 import logging
 import random
 import secrets
@@ -70,8 +72,13 @@ class _Ticket:
     trail: list[str] = field(default_factory=list)
 
 
+_ID_PREFIX = "req_" + secrets.token_hex(4)
+_ID_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(8)
+    """Unique per process start (random prefix) and cheap: no system call per request."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
 
 
 class Gateway:
@@ -100,9 +107,14 @@ class Gateway:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300),
             timeout=aiohttp.ClientTimeout(total=None),
+            cookie_jar=aiohttp.DummyCookieJar(),  # providers' cookies must not leak between callers
             trust_env=False,
         )
         await self.catalog.start(self.session)
+        # Everything loaded so far lives as long as the process: keep it out of the GC's scans,
+        # which otherwise walk every imported object on each full collection (a tail-latency spike).
+        gc.collect()
+        gc.freeze()
 
     async def close(self) -> None:
         await self.catalog.close()

@@ -46,10 +46,20 @@ def day_start(now: float) -> float:
     return now - now % DAY
 
 
+_month_of_day: dict[float, float] = {}
+
+
 def month_start(now: float) -> float:
-    """Epoch seconds of 00:00 UTC on the first of ``now``'s month."""
-    t = datetime.fromtimestamp(now, UTC)
-    return datetime(t.year, t.month, 1, tzinfo=UTC).timestamp()
+    """Epoch seconds of 00:00 UTC on the first of ``now``'s month (memoised per UTC day: hot path)."""
+    day = now - now % DAY
+    start = _month_of_day.get(day)
+    if start is None:
+        t = datetime.fromtimestamp(now, UTC)
+        start = datetime(t.year, t.month, 1, tzinfo=UTC).timestamp()
+        if len(_month_of_day) > 64:
+            _month_of_day.clear()
+        _month_of_day[day] = start
+    return start
 
 
 def month_end(now: float) -> float:

@@ -80,6 +80,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         "access_log": False,
         "lifespan": "on",
         "timeout_graceful_shutdown": 5,
+        # Sophia reads no X-Forwarded-* headers and announces no server name: less work per request.
+        "proxy_headers": False,
+        "server_header": False,
     }
     if workers > 1:
         uvicorn.run("sophia.gateway.server:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]

@@ -20,10 +20,7 @@ VENDORS = (openai, anthropic, openrouter, together, huggingface, portkey, vllm, 
 
 def register_providers(registry: ProviderRegistry) -> None:
     from sophia.providers.adapters.anthropic import AnthropicAdapter
-    try:
-        from sophia.providers.adapters.local import LocalAdapter
-    except ImportError:  # TEMP
-        from sophia.providers.adapters.openai_compat import OpenAICompatAdapter as LocalAdapter
+    from sophia.providers.adapters.local import LocalAdapter
     from sophia.providers.adapters.openai_compat import OpenAICompatAdapter
 
     for adapter in (OpenAICompatAdapter, AnthropicAdapter, LocalAdapter):
