@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway clean
+.PHONY: install run test lint format bench bench-gateway bench-embeddings clean
 
 install: $(STAMP)
 
@@ -36,7 +36,11 @@ format: install
 bench: bench-gateway
 
 bench-gateway: install
+	benchmarks/gateway/setup.sh
 	$(BIN)/python benchmarks/gateway/run.py
+
+bench-embeddings: install
+	$(BIN)/python benchmarks/embeddings/run.py --threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

