@@ -45,7 +45,7 @@ def sophia(
 class Server:
     """`sophia run …` in its own process group; ``stop()`` ends it and its workers."""
 
-    def __init__(self, config: Path, port: int, *extra: str) -> None:
+    def __init__(self, config: Path, port: int, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
@@ -54,6 +54,7 @@ class Server:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
 
     def wait_ready(self) -> None:
