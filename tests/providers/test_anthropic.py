@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -31,6 +30,7 @@ from sophia.errors import (
 from sophia.providers.adapters.anthropic import DEFAULT_MAX_TOKENS, JSON_ONLY, AnthropicAdapter
 from sophia.providers.anthropic import VENDOR
 from sophia.providers.base import CallOptions
+from sophia.providers.h1 import HTTPClient
 from sophia.settings import ProviderSettings, load_settings
 
 DATA = Path(__file__).parent / "data" / "anthropic"
@@ -126,10 +126,11 @@ async def upstream() -> AsyncIterator[Upstream]:
 async def adapter(upstream: Upstream) -> AsyncIterator[AnthropicAdapter]:
     settings = ProviderSettings(api_key=KEY, base_url=upstream.base_url)
     adapter = AnthropicAdapter(VENDOR, settings, load_settings())
-    async with aiohttp.ClientSession() as session:
-        await adapter.start(session)
-        yield adapter
-        await adapter.close()
+    client = HTTPClient()
+    await adapter.start(client)
+    yield adapter
+    await adapter.close()
+    await client.close()
 
 
 def user(text: str) -> dict[str, Any]:
@@ -543,10 +544,11 @@ async def test_unreachable_upstream() -> None:
         port = sock.getsockname()[1]
     settings = ProviderSettings(api_key=KEY, base_url=f"http://127.0.0.1:{port}/v1")
     adapter = AnthropicAdapter(VENDOR, settings, load_settings())
-    async with aiohttp.ClientSession() as session:
-        await adapter.start(session)
-        with pytest.raises(ProviderUnavailable):
-            await adapter.chat(MODEL, user("hi"), OPTIONS)
+    client = HTTPClient()
+    await adapter.start(client)
+    with pytest.raises(ProviderUnavailable):
+        await adapter.chat(MODEL, user("hi"), OPTIONS)
+    await client.close()
 
 
 # -- streaming ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sophia.providers import openrouter, portkey, vllm
 from sophia.providers.adapters._http import SSEBuffer, event_data, parse_retry_after
 from sophia.providers.adapters.openai_compat import OpenAICompatAdapter
 from sophia.providers.base import CallOptions, ModelInfo
+from sophia.providers.h1 import HTTPClient
 from sophia.settings import ProviderSettings, load_settings
 
 MODEL = ModelInfo("vllm/m", "vllm", "m", 0.0, 0.0, 1000)
@@ -63,7 +64,7 @@ async def adapter_for(
     vendor_module: object, config: ProviderSettings
 ) -> tuple[OpenAICompatAdapter, aiohttp.ClientSession]:
     adapter = OpenAICompatAdapter(vendor_module.VENDOR, config, load_settings())  # type: ignore[attr-defined]
-    session = aiohttp.ClientSession()
+    session = HTTPClient()
     await adapter.start(session)
     return adapter, session
 

@@ -18,6 +18,7 @@ from sophia.errors import InvalidRequest, ProviderError, SophiaError
 from sophia.gateway.asgi import (
     ClientGone,
     DisconnectGuard,
+    Message,
     Receive,
     Scope,
     Send,
@@ -95,6 +96,25 @@ class GatewayApp:
         if scope["type"] == "lifespan":
             return await self._lifespan(receive, send)
         return None
+
+    async def _guarded(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run a route; a bug becomes a logged traceback and an OpenAI-style 500, never a stack trace out."""
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await handler(scope, receive, tracked)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # the response is under way: the server closes the connection
+            await self._error(
+                send, SophiaError("internal error in the gateway; the server log has the details")
+            )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

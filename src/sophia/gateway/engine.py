@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from time import perf_counter, time
 from typing import Any, TypeVar
 
-import aiohttp
-
 from sophia.errors import (
     AllProvidersFailed,
     CircuitOpen,
@@ -36,6 +34,7 @@ from sophia.gateway.limits import Limiter, make_limiter
 from sophia.gateway.validate import ChatParams, chat_params, embedding_params, upstream_body
 from sophia.providers.base import EMBEDDINGS, Adapter, CallOptions, ChunkStream, ModelInfo, Usage
 from sophia.providers.catalog import Catalog, Route
+from sophia.providers.h1 import HTTPClient
 from sophia.settings import Settings
 from sophia.storage import Database, open_database
 
@@ -92,7 +91,7 @@ class Gateway:
         self.key_cache: KeyCache | None = None
         self.ledger: Ledger | None = None
         self.limiter: Limiter | None = None
-        self.session: aiohttp.ClientSession | None = None
+        self.http: HTTPClient | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -104,13 +103,8 @@ class Gateway:
         self.ledger = await Ledger.open(self.db, storage.ledger_batch_size, storage.ledger_flush_interval)
         self.ledger.start()
         self.limiter = await make_limiter(self.settings, self.ledger.spend)
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=None),
-            cookie_jar=aiohttp.DummyCookieJar(),  # providers' cookies must not leak between callers
-            trust_env=False,
-        )
-        await self.catalog.start(self.session)
+        self.http = HTTPClient()
+        await self.catalog.start(self.http)
         # Everything loaded so far lives as long as the process: keep it out of the GC's scans,
         # which otherwise walk every imported object on each full collection (a tail-latency spike).
         gc.collect()
@@ -118,8 +112,8 @@ class Gateway:
 
     async def close(self) -> None:
         await self.catalog.close()
-        if self.session is not None:
-            await self.session.close()
+        if self.http is not None:
+            await self.http.close()
         for closer in (self.limiter, self.ledger, self.keys, self.db):
             if closer is not None:
                 await closer.close()

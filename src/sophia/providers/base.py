@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    import aiohttp
-
+    from sophia.providers.h1 import HTTPClient
     from sophia.settings import ProviderSettings, Settings
 
 JSON = dict[str, Any]
@@ -150,8 +149,8 @@ class Adapter(ABC):
         self.config = config
         self.settings = settings
 
-    async def start(self, session: aiohttp.ClientSession) -> None:  # noqa: B027 - optional hook
-        """Called once on the serving loop with the shared HTTP session."""
+    async def start(self, client: HTTPClient) -> None:  # noqa: B027 - optional hook
+        """Called once on the serving loop with the shared HTTP client."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what ``start`` acquired."""

@@ -16,7 +16,7 @@ from sophia.providers.registry import ProviderRegistry, get_registry
 from sophia.settings import AliasSettings, ModelSettings, ProviderSettings, Settings
 
 if TYPE_CHECKING:
-    import aiohttp
+    from sophia.providers.h1 import HTTPClient
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +162,9 @@ class Catalog:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self, session: aiohttp.ClientSession) -> None:
+    async def start(self, client: HTTPClient) -> None:
         for adapter in self.adapters.values():
-            await adapter.start(session)
+            await adapter.start(client)
 
     async def close(self) -> None:
         for adapter in self.adapters.values():

@@ -19,9 +19,8 @@ from sophia.providers.adapters._http import SSEBuffer, event_data, read_chunk, u
 from sophia.providers.base import JSON, ChunkStream, Usage
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from sophia.providers.base import CallOptions, ModelInfo
+    from sophia.providers.h1 import Response
 
 #: Anthropic ``stop_reason`` -> OpenAI ``finish_reason`` (anything else -> "stop")
 FINISH_REASONS = {
@@ -98,7 +97,7 @@ class AnthropicStream(ChunkStream):
 
     def __init__(
         self,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         model: ModelInfo,
         options: CallOptions,
         provider: str,

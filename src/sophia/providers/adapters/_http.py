@@ -8,10 +8,10 @@ from email.utils import parsedate_to_datetime
 from time import time
 from typing import TYPE_CHECKING
 
-import aiohttp
 import orjson
 
 from sophia.errors import ProviderHTTPError, ProviderTimeout, ProviderUnavailable
+from sophia.providers.h1 import HTTPClient, HTTPClientError, Response, Target
 
 if TYPE_CHECKING:
     from sophia.providers.base import CallOptions, Vendor
@@ -98,9 +98,11 @@ class SSEBuffer:
         self._buf = b""
 
     def feed(self, data: bytes) -> list[bytes]:
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
         buf = self._buf + data
+        if b"\r" in buf:
+            # CRLF line ends become LF; a CR at the very end may be half of a CRLF split across reads.
+            held = buf.endswith(b"\r")
+            buf = (buf[:-1] if held else buf).replace(b"\r\n", b"\n") + (b"\r" if held else b"")
         parts = buf.split(b"\n\n")
         self._buf = parts.pop()
         return [p for p in parts if p]
@@ -119,14 +121,13 @@ def event_data(event: bytes) -> bytes | None:
 
 
 async def open_post(
-    session: aiohttp.ClientSession,
-    url: str,
+    client: HTTPClient,
+    target: Target,
     body: bytes,
-    headers: dict[str, str],
     options: CallOptions,
     provider: str,
     model: str,
-) -> aiohttp.ClientResponse:
+) -> Response:
     """POST ``body`` and return the response once its head arrived within the first-byte budget.
 
     An error status is read (up to ``MAX_ERROR_BODY``) and raised as ``upstream_error``; a missed
@@ -135,28 +136,28 @@ async def open_post(
     budget = min(options.first_byte_timeout, options.timeout)
     try:
         async with asyncio.timeout(budget):
-            resp = await session.post(url, data=body, headers=headers)
+            resp = await client.post(target, body)
     except TimeoutError:
         raise ProviderTimeout(
             f"{provider} sent no response for {model} within {budget:g}s", provider=provider, model=model
         ) from None
-    except aiohttp.ClientError as exc:
+    except HTTPClientError as exc:
         raise ProviderUnavailable(
-            f"cannot reach {provider} for {model}: {type(exc).__name__}", provider=provider, model=model
+            f"cannot reach {provider} for {model}: {exc}", provider=provider, model=model
         ) from None
     if resp.status >= 400:
         try:
             async with asyncio.timeout(options.timeout):
-                raw = await resp.content.read(MAX_ERROR_BODY)
-        except (TimeoutError, aiohttp.ClientError):
+                raw = await resp.read(MAX_ERROR_BODY)
+        except (TimeoutError, HTTPClientError):
             raw = b""
         finally:
             resp.release()
-        raise upstream_error(resp.status, raw, resp.headers.get("Retry-After"), provider, model)
+        raise upstream_error(resp.status, raw, resp.headers.get("retry-after"), provider, model)
     return resp
 
 
-async def read_body(resp: aiohttp.ClientResponse, options: CallOptions, provider: str, model: str) -> bytes:
+async def read_body(resp: Response, options: CallOptions, provider: str, model: str) -> bytes:
     """The whole body of an opened response within ``options.timeout``; the response is released."""
     try:
         async with asyncio.timeout(options.timeout):
@@ -165,24 +166,24 @@ async def read_body(resp: aiohttp.ClientResponse, options: CallOptions, provider
         raise ProviderTimeout(
             f"{provider} did not finish {model} within {options.timeout:g}s", provider=provider, model=model
         ) from None
-    except aiohttp.ClientError as exc:
+    except HTTPClientError as exc:
         raise ProviderUnavailable(
-            f"{provider} dropped the answer for {model}: {type(exc).__name__}", provider=provider, model=model
+            f"{provider} dropped the answer for {model}: {exc}", provider=provider, model=model
         ) from None
     finally:
         resp.release()
 
 
-async def read_chunk(resp: aiohttp.ClientResponse, gap: float, provider: str, model: str) -> bytes:
+async def read_chunk(resp: Response, gap: float, provider: str, model: str) -> bytes:
     """The next bytes of a streamed body (``b""`` at its end), waiting at most ``gap`` seconds for them."""
     try:
         async with asyncio.timeout(gap):
-            return await resp.content.readany()
+            return await resp.readany()
     except TimeoutError:
         raise ProviderTimeout(
             f"{provider} stalled for {gap:g}s streaming {model}", provider=provider, model=model
         ) from None
-    except aiohttp.ClientError as exc:
+    except HTTPClientError as exc:
         raise ProviderUnavailable(
-            f"{provider} broke the stream of {model}: {type(exc).__name__}", provider=provider, model=model
+            f"{provider} broke the stream of {model}: {exc}", provider=provider, model=model
         ) from None

@@ -19,10 +19,9 @@ from sophia.errors import ConfigError, InvalidRequest, ProviderError, ProviderUn
 from sophia.providers.adapters._anthropic_stream import AnthropicStream, convert_usage, finish_reason
 from sophia.providers.adapters._http import open_post, read_body, request_headers
 from sophia.providers.base import JSON, Adapter, CallOptions, ChunkStream, Completion, ModelInfo, Usage
+from sophia.providers.h1 import HTTPClient, Response
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from sophia.providers.base import Vendor
     from sophia.settings import ProviderSettings, Settings
 
@@ -355,19 +354,20 @@ class AnthropicAdapter(Adapter):
             raise ConfigError(f"provider {vendor.name!r} needs providers.{vendor.name}.base_url")
         self.messages_url = f"{base}/messages"
         self.headers = request_headers(vendor, config)
-        self._session: aiohttp.ClientSession | None = None
+        self.messages_target = HTTPClient.target(self.messages_url, self.headers)
+        self._client: HTTPClient | None = None
 
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    async def start(self, client: HTTPClient) -> None:
+        self._client = client
 
-    async def _open(self, body: JSON, model: ModelInfo, options: CallOptions) -> aiohttp.ClientResponse:
-        if self._session is None:
+    async def _open(self, body: JSON, model: ModelInfo, options: CallOptions) -> Response:
+        if self._client is None:
             raise ProviderUnavailable(
                 f"{self.vendor.name} is not started", provider=self.vendor.name, model=model.id
             )
         payload = orjson.dumps(body)
         return await open_post(
-            self._session, self.messages_url, payload, self.headers, options, self.vendor.name, model.id
+            self._client, self.messages_target, payload, options, self.vendor.name, model.id
         )
 
     async def chat(self, model: ModelInfo, request: JSON, options: CallOptions) -> Completion:

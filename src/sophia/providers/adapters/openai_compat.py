@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from sophia.errors import ProviderError, ProviderUnavailable
@@ -21,6 +20,7 @@ from sophia.providers.adapters._http import (
     request_headers,
 )
 from sophia.providers.base import JSON, Adapter, CallOptions, ChunkStream, Completion, ModelInfo, Usage
+from sophia.providers.h1 import HTTPClient, Response, Target
 
 if TYPE_CHECKING:
     from sophia.providers.base import Vendor
@@ -54,13 +54,17 @@ class OpenAICompatAdapter(Adapter):
         self.chat_url = f"{base}/chat/completions"
         self.embeddings_url = f"{base}/embeddings"
         self.headers = request_headers(vendor, config)
-        self._session: aiohttp.ClientSession | None = None
+        self.chat_target = HTTPClient.target(self.chat_url, self.headers)
+        self.embeddings_target = HTTPClient.target(self.embeddings_url, self.headers)
+        self._client: HTTPClient | None = None
 
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    async def start(self, client: HTTPClient) -> None:
+        self._client = client
 
-    async def _complete(self, url: str, body: bytes, model: ModelInfo, options: CallOptions) -> Completion:
-        resp = await self._open(url, body, model, options)
+    async def _complete(
+        self, target: Target, body: bytes, model: ModelInfo, options: CallOptions
+    ) -> Completion:
+        resp = await self._open(target, body, model, options)
         raw = await read_body(resp, options, self.vendor.name, model.id)
         try:
             data = orjson.loads(raw)
@@ -72,22 +76,20 @@ class OpenAICompatAdapter(Adapter):
             ) from None
         return Completion(raw, usage_from(data) or Usage())
 
-    async def _open(
-        self, url: str, body: bytes, model: ModelInfo, options: CallOptions
-    ) -> aiohttp.ClientResponse:
-        if self._session is None:
+    async def _open(self, target: Target, body: bytes, model: ModelInfo, options: CallOptions) -> Response:
+        if self._client is None:
             raise ProviderUnavailable(
                 f"{self.vendor.name} is not started", provider=self.vendor.name, model=model.id
             )
-        return await open_post(self._session, url, body, self.headers, options, self.vendor.name, model.id)
+        return await open_post(self._client, target, body, options, self.vendor.name, model.id)
 
     async def chat(self, model: ModelInfo, request: JSON, options: CallOptions) -> Completion:
         body = orjson.dumps({**request, "model": model.upstream, "stream": False})
-        return await self._complete(self.chat_url, body, model, options)
+        return await self._complete(self.chat_target, body, model, options)
 
     async def embed(self, model: ModelInfo, request: JSON, options: CallOptions) -> Completion:
         body = orjson.dumps({**request, "model": model.upstream})
-        return await self._complete(self.embeddings_url, body, model, options)
+        return await self._complete(self.embeddings_target, body, model, options)
 
     async def chat_stream(self, model: ModelInfo, request: JSON, options: CallOptions) -> ChunkStream:
         stream_options = dict(request.get("stream_options") or {})
@@ -95,16 +97,14 @@ class OpenAICompatAdapter(Adapter):
         body = orjson.dumps(
             {**request, "model": model.upstream, "stream": True, "stream_options": stream_options}
         )
-        resp = await self._open(self.chat_url, body, model, options)
+        resp = await self._open(self.chat_target, body, model, options)
         return _OpenAIStream(resp, model, options, self.vendor.name)
 
 
 class _OpenAIStream(ChunkStream):
     __slots__ = ("_buffer", "_done", "_options", "_pending", "_provider", "_resp", "model", "usage")
 
-    def __init__(
-        self, resp: aiohttp.ClientResponse, model: ModelInfo, options: CallOptions, provider: str
-    ) -> None:
+    def __init__(self, resp: Response, model: ModelInfo, options: CallOptions, provider: str) -> None:
         self._resp = resp
         self.model = model
         self._options = options
