@@ -193,3 +193,17 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: retry now
+
+
+async def test_an_upstream_error_that_echoes_the_key_is_scrubbed(upstream: tuple[Upstream, str]) -> None:
+    state, url = upstream
+    state.status = 401
+    state.reply = b'{"error": {"message": "Incorrect API key provided: sk-test-0123456789abcdef. Check it."}}'
+    adapter, session = await adapter_for(vllm, ProviderSettings(base_url=url, api_key="sk-test-0123456789abcdef"))
+    try:
+        with pytest.raises(ProviderHTTPError) as info:
+            await adapter.chat(MODEL, CHAT, CallOptions())
+    finally:
+        await session.close()
+    assert "0123456789abcdef" not in info.value.message
+    assert "Incorrect API key provided: [redacted]. Check it." in info.value.message

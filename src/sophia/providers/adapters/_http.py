@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import TYPE_CHECKING
@@ -66,11 +67,22 @@ def upstream_error(
     status: int, body: bytes, retry_after: str | None, provider: str, model: str
 ) -> ProviderHTTPError:
     """A ProviderHTTPError carrying the upstream's own message (JSON ``error.message`` when present)."""
-    detail = _error_message(body[:MAX_ERROR_BODY])
+    detail = scrub(_error_message(body[:MAX_ERROR_BODY]))
     message = f"{provider} answered {status} for {model}" + (f": {detail}" if detail else "")
     return ProviderHTTPError(
         message, status=status, provider=provider, model=model, retry_after=parse_retry_after(retry_after)
     )
+
+
+#: credential-shaped strings: vendor key formats, bearer tokens and long opaque tokens
+_CREDENTIAL = re.compile(
+    r"(sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{8,}|pk-[A-Za-z0-9_-]{8,}|(?i:bearer)\s+\S+|[A-Za-z0-9_\-]{32,})"
+)
+
+
+def scrub(text: str) -> str:
+    """``text`` with anything that looks like a credential replaced: upstream errors may echo a key."""
+    return _CREDENTIAL.sub("[redacted]", text)
 
 
 def _error_message(body: bytes) -> str:
