@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway bench-embeddings clean
+.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router clean
 
 install: $(STAMP)
 
@@ -33,11 +33,14 @@ format: install
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-bench: bench-gateway
+bench: bench-gateway bench-router
 
 bench-gateway: install
 	benchmarks/gateway/setup.sh
 	$(BIN)/python benchmarks/gateway/run.py
+
+bench-router: install
+	$(BIN)/python benchmarks/router/run.py --seeds 0,1,2 --json benchmarks/router/results/$$(date +%F).json
 
 bench-embeddings: install
 	$(BIN)/python benchmarks/embeddings/run.py --threads 1

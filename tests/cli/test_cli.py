@@ -20,6 +20,10 @@ COMMANDS = [
     ["keys", "local"],
     ["usage"],
     ["models"],
+    ["router"],
+    ["router", "train"],
+    ["router", "eval"],
+    ["router", "info"],
 ]
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from sophia import __version__
-from sophia.cli import keys, models, run, usage
+from sophia.cli import keys, models, router, run, usage
 
 app = typer.Typer(
     name="sophia",
@@ -55,6 +55,7 @@ app.command("run")(run.run)
 app.add_typer(keys.app, name="keys")
 app.command("usage")(usage.usage)
 app.command("models")(models.models)
+app.add_typer(router.app, name="router")
 
 
 def main() -> None:
