@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router clean
+.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router router-model clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ bench-gateway: install
 
 bench-router: install
 	$(BIN)/python benchmarks/router/run.py --seeds 0,1,2 --json benchmarks/router/results/$$(date +%F).json
+
+# Rebuild the bundled router from the RouterBench train rows (deterministic).
+router-model: install
+	$(BIN)/sophia router train ../shared/data/routing/routerbench_*_train.csv --out src/sophia/router/data/routerbench.bin
 
 bench-embeddings: install
 	$(BIN)/python benchmarks/embeddings/run.py --threads 1

@@ -258,6 +258,17 @@ class GatewayApp:
                 row["chain"] = list(alias.chain)
                 row["description"] = alias.description
             data.append(row)
+        auto = self.gateway.auto.config.alias
+        if key is None or key.allows_model(auto):
+            data.append(
+                {
+                    "id": auto,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "sophia",
+                    "description": "The cheapest enabled model that is good enough for each request (learned router).",
+                }
+            )
         return {"object": "list", "data": data}
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -26,6 +26,7 @@ from sophia.errors import (
     ProviderTimeout,
     SophiaError,
 )
+from sophia.gateway.auto import AutoRouter
 from sophia.gateway.breaker import BreakerBoard
 from sophia.gateway.errors import PASS_THROUGH_STATUSES
 from sophia.gateway.keys import KeyCache, KeyRecord, KeyStore
@@ -40,6 +41,8 @@ from sophia.storage import Database, open_database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: longest router explanation carried in the x-sophia-route header
+MAX_WHY = 400
 
 
 @dataclass(slots=True)
@@ -69,6 +72,12 @@ class _Ticket:
     ts: float = field(default_factory=time)
     t0: float = field(default_factory=perf_counter)
     trail: list[str] = field(default_factory=list)
+    why: str = ""  # the auto router's explanation, when it chose
+
+    def route(self) -> str:
+        """``x-sophia-route``: the router's reason (if any), then every attempt as ``model=outcome``."""
+        trail = " ".join(self.trail)
+        return f"[{self.why[:MAX_WHY]}] {trail}" if self.why else trail
 
 
 _ID_PREFIX = "req_" + secrets.token_hex(4)
@@ -86,6 +95,7 @@ class Gateway:
         self.catalog = catalog or Catalog(settings)
         rel = settings.reliability
         self.breakers = BreakerBoard(rel.breaker_failures, rel.breaker_cooldown)
+        self.auto = AutoRouter(settings, self.catalog, self.breakers)
         self.db: Database | None = None
         self.keys: KeyStore | None = None
         self.key_cache: KeyCache | None = None
@@ -135,6 +145,13 @@ class Gateway:
         assert self.limiter is not None
         await self.limiter.check(key, time())
 
+    async def _resolve(self, ticket: _Ticket, body: dict[str, Any], key: KeyRecord | None) -> Route:
+        """The chain for the requested model: an alias's, a model's, or the auto router's pick."""
+        if ticket.requested != self.auto.config.alias:
+            return self.catalog.resolve(ticket.requested)
+        route, ticket.why = await self.auto.route(body, key, ticket.metadata)
+        return route
+
     # -- the Python API -------------------------------------------------------------------------
 
     async def chat(
@@ -153,7 +170,7 @@ class Gateway:
         upstream = upstream_body(body)
         try:
             await self._admit(key, params.model)
-            route = self.catalog.resolve(params.model)
+            route = await self._resolve(ticket, body, key)
             completion, info = await self._run(
                 route, ticket, lambda adapter, model, opts: adapter.chat(model, upstream, opts)
             )
@@ -217,7 +234,7 @@ class Gateway:
 
         try:
             await self._admit(key, params.model)
-            route = self.catalog.resolve(params.model)
+            route = await self._resolve(ticket, body, key)
             (stream, first), info = await self._run(route, ticket, open_one)
         except BaseException as exc:
             self._record_failure(ticket, exc)
@@ -293,7 +310,7 @@ class Gateway:
         cost = info.cost(usage.prompt_tokens, usage.completion_tokens)
         if ticket.key is not None and self.limiter is not None:
             await self.limiter.commit(ticket.key, usage.total_tokens, cost, time())
-        route = " ".join(ticket.trail)
+        route = ticket.route()
         self._record(ticket, info, usage, cost, "ok", None, 200, None)
         attempts = len(ticket.trail)
         return Result(body, info, usage, cost, attempts, route, ticket.request_id)
@@ -333,7 +350,7 @@ class Gateway:
                 error_class=error,
                 status=status,
                 attempts=len(ticket.trail),
-                route=" ".join(ticket.trail) or None,
+                route=ticket.route() or None,
                 task_type=ticket.task_type,
                 metadata=ticket.metadata,
             )
@@ -368,7 +385,7 @@ class StreamCall:
         self._stream = stream
         self._first: bytes | None = first or None
         self.ttft_ms = (perf_counter() - ticket.t0) * 1000
-        self.route = " ".join(ticket.trail)
+        self.route = ticket.route()
         self.request_id = ticket.request_id
         self._finished = False
 
