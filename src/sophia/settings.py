@@ -73,6 +73,13 @@ class AliasSettings(_Section):
 
     chain: list[str] = Field(min_length=1)
     description: str = ""
+    policy: Literal["priority", "cheapest", "fastest", "weighted"] = Field(
+        "priority",
+        description="Order of the chain: as written (priority), cheapest first, fastest measured, or weighted at random.",
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="Model id -> weight, for policy: weighted."
+    )
     first_byte_timeout: float | None = Field(None, gt=0)
     timeout: float | None = Field(None, gt=0)
 
@@ -131,6 +138,10 @@ class RouterSettings(_Section):
         "cheapest", description="Static order of the fallbacks, and of everything when no model is mapped."
     )
     max_chain: int = Field(3, ge=1, le=10, description="Models tried per request: the pick, then fallbacks.")
+    teams: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Team -> defaults for quality_target / max_price (a key's metadata and the request override).",
+    )
     learned: bool = Field(True, description="False: the static policy alone.")
 
 

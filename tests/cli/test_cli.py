@@ -120,3 +120,36 @@ def test_usage_rejects_unknown_grouping(tmp_path: Path) -> None:
     result = sophia("usage", "--by", "colour", env={"SOPHIA_HOME": str(tmp_path)})
     assert result.returncode == 2
     assert "--by takes" in result.stderr
+
+
+def test_usage_recommend_reads_the_ledger(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from sophia.gateway.ledger import Ledger, UsageRecord
+
+    async def fill() -> None:
+        ledger = await Ledger.open(f"sqlite:///{tmp_path / 'data' / 'sophia.db'}")
+        now = time.time()
+        for i in range(800):
+            model, cost = ("openai/gpt-4.1", 0.01) if i % 2 else ("openai/gpt-4.1-mini", 0.001)
+            ledger.record(
+                UsageRecord(
+                    ts=now - i, request_id=f"r{i}", key_id="k", team="t", endpoint="chat",
+                    requested_model="sophia/auto", served_model=model, provider="openai",
+                    prompt_tokens=10, completion_tokens=5, cost_usd=cost, latency_ms=5.0, ttft_ms=None,
+                    cache="miss", task_type="summarise",
+                )
+            )  # fmt: skip
+        await ledger.close()
+
+    (tmp_path / "data").mkdir()
+    asyncio.run(fill())
+    result = sophia("usage", "--since", "1h", "--recommend", "--json", env={"SOPHIA_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["recommendations"]
+    assert (
+        "route task summarise to openai/gpt-4.1-mini instead of openai/gpt-4.1"
+        in report["recommendations"][0]
+    )

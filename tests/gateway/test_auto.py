@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from fakes.helpers import chat, gateway_settings
 from fakes.upstream import FakeUpstream
-
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
 
@@ -106,3 +106,27 @@ async def test_tools_exclude_models_without_them(upstream: FakeUpstream) -> None
     assert resp.status_code == 200
     assert resp.headers["x-sophia-model"] != "vllm/priced"  # no tools capability declared
     assert "vllm/priced excluded (no tools)" in resp.headers["x-sophia-route"]
+
+
+async def test_an_alias_can_order_its_chain_cheapest_first(upstream: FakeUpstream) -> None:
+    aliases = {"team/cheap-first": {"chain": ["openai/gpt-4.1", "openai/gpt-4.1-nano"], "policy": "cheapest"}}
+    gateway = Gateway(gateway_settings(upstream.url, aliases=aliases))
+    await gateway.start()
+    try:
+        result = await gateway.chat(chat("team/cheap-first"), None)
+    finally:
+        await gateway.close()
+    assert result.model.id == "openai/gpt-4.1-nano"
+
+
+async def test_team_defaults_apply_to_auto(upstream: FakeUpstream) -> None:
+    gateway = Gateway(gateway_settings(upstream.url, router={"teams": {"research": {"quality_target": 1.0}}}))
+    await gateway.start()
+    try:
+        assert gateway.keys is not None
+        _, key = await gateway.keys.create(name="r", team="research")
+        result = await gateway.chat(chat("sophia/auto", CODE_TASK), key)
+    finally:
+        await gateway.close()
+    assert result.model.id == "openai/gpt-4.1"  # the team asks for full quality
+    assert "target=1" in result.route

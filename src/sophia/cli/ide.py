@@ -133,8 +133,7 @@ def install(
 
 async def _list_tools(server: dict[str, Any], limit: float) -> list[str]:
     import anyio
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
     from mcp import Client, StdioServerParameters
     from sophia.mcp.ide import resolve_refs

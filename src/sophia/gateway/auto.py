@@ -13,6 +13,7 @@ The router and MiniLM load on the first ``sophia/auto`` request, never at start-
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ BUNDLED = Path(__file__).resolve().parents[1] / "router" / "data" / "routerbench
 CHARS_PER_TOKEN = 4
 
 
-def _option(name: str, *sources: dict[str, Any] | None) -> float | None:
+def _option(name: str, *sources: Mapping[str, Any] | None) -> float | None:
     for source in sources:
         value = (source or {}).get(name)
         if value is None:
@@ -91,20 +92,45 @@ class AutoRouter:
                 self.config.alias, ranking.chain[:limit]
             ), f"static {self.config.policy} {ranking.reason}"
         key_meta = key.metadata if key is not None else None
+        team = self.config.teams.get(key.team) if key is not None else None
         question = learned.question(body["messages"])
         embedding = await asyncio.to_thread(_embed, question.text)
         decision = learned.decide(
             question,
             embedding,
             mapped,
-            quality_target=_option("quality_target", metadata, key_meta) or self.config.quality_target,
-            max_price=_option("max_price", metadata, key_meta),
+            quality_target=_option("quality_target", metadata, key_meta, team) or self.config.quality_target,
+            max_price=_option("max_price", metadata, key_meta, team),
             price_weight=self.config.price_weight,
             task_type=(metadata or {}).get("task_type"),
         )
         chosen = self.catalog.models[decision.model]
         chain = (chosen, *(m for m in ranking.chain if m.id != chosen.id))
         return Route(self.config.alias, chain[:limit]), decision.header
+
+
+def ordered(route: Route, breakers: BreakerBoard, body: Mapping[str, Any]) -> Route:
+    """An alias's chain in its policy's order, unhealthy models last (open breakers out)."""
+    from sophia.router import Needs, StaticPolicy, rank
+
+    alias = route.alias
+    if alias is None or alias.policy == "priority":
+        return route
+    prompt_tokens = (
+        sum(len(str(m.get("content") or "")) for m in body.get("messages") or ()) // CHARS_PER_TOKEN
+    )
+    ranking = rank(
+        StaticPolicy(alias.policy, weights=alias.weights),
+        route.chain,
+        breakers.snapshot(),
+        Needs.of_request(body, prompt_tokens),
+        prompt_tokens=prompt_tokens,
+    )
+    if not ranking.chain:
+        raise ModelNotFound(
+            f"no model of alias {route.requested!r} can serve this request ({ranking.reason})"
+        )
+    return Route(route.requested, ranking.chain, alias)
 
 
 def _embed(text: str) -> Any:

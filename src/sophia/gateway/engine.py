@@ -26,7 +26,7 @@ from sophia.errors import (
     ProviderTimeout,
     SophiaError,
 )
-from sophia.gateway.auto import AutoRouter
+from sophia.gateway.auto import AutoRouter, ordered
 from sophia.gateway.breaker import BreakerBoard
 from sophia.gateway.errors import PASS_THROUGH_STATUSES
 from sophia.gateway.keys import KeyCache, KeyRecord, KeyStore
@@ -148,7 +148,7 @@ class Gateway:
     async def _resolve(self, ticket: _Ticket, body: dict[str, Any], key: KeyRecord | None) -> Route:
         """The chain for the requested model: an alias's, a model's, or the auto router's pick."""
         if ticket.requested != self.auto.config.alias:
-            return self.catalog.resolve(ticket.requested)
+            return ordered(self.catalog.resolve(ticket.requested), self.breakers, body)
         route, ticket.why = await self.auto.route(body, key, ticket.metadata)
         return route
 

@@ -300,6 +300,20 @@ class Ledger:
             pending = sum(r.cost_usd for r in self._buffer if r.key_id == key_id and r.ts >= since)
         return float(row["spent"] if row else 0.0) + pending
 
+    async def rows(
+        self, since: float, until: float | None = None, endpoint: str = "chat"
+    ) -> list[dict[str, Any]]:
+        """Raw records of one endpoint in a period, for usage analysis (``sophia usage --recommend``)."""
+        await self.flush()
+        where, params = "ts >= ? AND endpoint = ?", [float(since), endpoint]
+        if until is not None:
+            where, params = where + " AND ts < ?", [*params, float(until)]
+        return await self.db.fetchall(
+            "SELECT ts, task_type, served_model, cost_usd, outcome, cache, metadata "
+            f"FROM sophia_usage WHERE {where} ORDER BY ts",
+            params,
+        )
+
     async def report(
         self, since: float, until: float | None = None, group_by: Sequence[str] = ("model",)
     ) -> list[dict[str, Any]]:
