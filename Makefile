@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router router-model clean
+.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp router-model clean
 
 install: $(STAMP)
 
@@ -33,7 +33,7 @@ format: install
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-bench: bench-gateway bench-router
+bench: bench-gateway bench-router bench-mcp
 
 bench-gateway: install
 	benchmarks/gateway/setup.sh
@@ -41,6 +41,9 @@ bench-gateway: install
 
 bench-router: install
 	$(BIN)/python benchmarks/router/run.py --seeds 0,1,2 --json benchmarks/router/results/$$(date +%F).json
+
+bench-mcp: install
+	$(BIN)/python benchmarks/mcp/run.py --output benchmarks/mcp/results/$$(date +%F).json
 
 # Rebuild the bundled router from the RouterBench train rows (deterministic).
 router-model: install

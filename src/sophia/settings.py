@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sophia.errors import ConfigError
+from sophia.mcp.settings import McpSettings
 
 CONFIG_ENV = "SOPHIA_CONFIG"
 HOME_ENV = "SOPHIA_HOME"
@@ -225,6 +226,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     aliases: dict[str, AliasSettings] = Field(default_factory=_default_aliases)

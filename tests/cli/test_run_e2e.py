@@ -23,7 +23,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
     config = write_config(tmp / "sophia.yaml", {"log_level": "warning"})
     # SOPHIA_HOME (set per test by the isolation fixture) outranks the file: pin it for the module
     env = {"SOPHIA_HOME": str(tmp / "home")}
-    server = Server(config, free_port(), env=env)
+    mcp_port = free_port()
+    server = Server(config, free_port(), "--mcp-port", str(mcp_port), env=env)
+    server.mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"  # type: ignore[attr-defined]
     try:
         server.wait_ready()
         key = sophia("keys", "local", "--config", str(config), env=env).stdout.strip()
@@ -106,3 +108,25 @@ def test_usage_report_reads_the_ledger(running: tuple[Server, dict[str, str], st
     cli = sophia("usage", "--by", "model", "--json", env=env)
     assert cli.returncode == 0, cli.stderr
     assert any(r["model"] == "local" and r["requests"] >= 1 for r in json.loads(cli.stdout))
+
+
+def test_the_ai_mcp_server_runs_beside_the_gateway(running: tuple[Server, dict[str, str], str]) -> None:
+    server, _, key = running
+    url = server.mcp_url  # type: ignore[attr-defined]
+    refused = httpx.post(url, json={})
+    assert refused.status_code == 401
+    assert "resource_metadata" in refused.headers["www-authenticate"]
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream"}
+    resp = httpx.post(url, json=init, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert "sophia" in resp.text.lower()

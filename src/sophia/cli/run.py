@@ -18,6 +18,12 @@ def run(
         str | None, typer.Option(help="Address to bind (default: gateway.host, 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: gateway.port, 8090).")] = None,
+    mcp_port: Annotated[
+        int | None, typer.Option(help="Port of the AI Intelligence MCP server (default: mcp.ports.ai, 8091).")
+    ] = None,
+    mcp: Annotated[
+        bool, typer.Option(help="Also serve the AI Intelligence MCP server (one worker only).")
+    ] = True,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -25,7 +31,8 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Start the gateway on 127.0.0.1:8090 with the local model (and every provider whose key is set).
+    """Start the gateway on 127.0.0.1:8090 with the local model (and every provider whose key is set),
+    and the AI Intelligence MCP server on 127.0.0.1:8091 (streamable HTTP at /mcp).
 
     On first run, with no key in the store, it creates a local admin key, prints it once and keeps
     it in the config dir (`sophia keys local` prints it again).
@@ -54,4 +61,12 @@ def run(
     typer.echo(
         f"Sophia gateway on http://{bind_host}:{bind_port}/v1 ({n_workers} worker(s)); Ctrl-C stops it."
     )
-    serve(conf, host=bind_host, port=bind_port, workers=n_workers)
+    serve_mcp = mcp and n_workers == 1
+    port_mcp = mcp_port if mcp_port is not None else conf.mcp.ports.get("ai", 8091)
+    if serve_mcp:
+        typer.echo(
+            f"AI Intelligence MCP server on http://{conf.mcp.host}:{port_mcp}/mcp (bearer: a gateway key)."
+        )
+    elif mcp:
+        typer.echo("With several workers, start the MCP server on its own: sophia mcp serve ai")
+    serve(conf, host=bind_host, port=bind_port, workers=n_workers, mcp_port=port_mcp if serve_mcp else None)

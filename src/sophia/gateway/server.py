@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
@@ -65,15 +67,18 @@ def _user() -> str:
         return "local"
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
-    """Run the gateway in the foreground with uvicorn (uvloop + httptools), ``workers`` processes."""
+def serve(settings: Settings, *, host: str, port: int, workers: int, mcp_port: int | None = None) -> None:
+    """Run the gateway in the foreground with uvicorn (uvloop + httptools), ``workers`` processes.
+
+    With one worker, the AI Intelligence MCP server runs in the same process and event loop on
+    ``mcp_port`` (None: not started), sharing the gateway, so its tool calls are routed, limited
+    and booked like HTTP calls.
+    """
     import uvicorn
 
     if settings._config_file is not None:
         os.environ[CONFIG_ENV] = str(settings._config_file.resolve())
-    common = {
-        "host": host,
-        "port": port,
+    common: dict[str, Any] = {
         "loop": "uvloop",
         "http": "httptools",
         "log_level": "warning" if settings.log_level == "info" else settings.log_level,
@@ -85,6 +90,28 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         "server_header": False,
     }
     if workers > 1:
-        uvicorn.run("sophia.gateway.server:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
-    else:
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(
+            "sophia.gateway.server:create_app", factory=True, workers=workers, host=host, port=port, **common
+        )
+        return
+    app = create_app(settings)
+    gateway_server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **common))
+    if mcp_port is None:
+        gateway_server.run()
+        return
+    import uvloop
+
+    uvloop.run(_serve_both(gateway_server, app.gateway, settings, mcp_port))
+
+
+async def _serve_both(gateway_server: Any, gateway: Gateway, settings: Settings, mcp_port: int) -> None:
+    from sophia.mcp.http import http_server
+
+    mcp_server = http_server(settings, "ai", port=mcp_port, gateway=gateway)
+    tasks = [asyncio.ensure_future(gateway_server.serve()), asyncio.ensure_future(mcp_server.serve())]
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    # One stopped (a signal, or a failure to bind): stop the other, then report any failure.
+    gateway_server.should_exit = mcp_server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()

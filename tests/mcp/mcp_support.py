@@ -1,0 +1,65 @@
+"""Helpers for the MCP tests (imported by name: tests/mcp/conftest.py puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fakes.upstream import FakeUpstream
+from mcp import Client
+from sophia.gateway.engine import Gateway
+from sophia.mcp.context import Services
+from sophia.mcp.registry import get_registry
+from sophia.mcp.server import build_server
+from sophia.mcp.tools import ToolGroup
+from sophia.settings import Settings
+
+#: the two protocol eras every in-memory test runs in
+MODES = ("legacy", "2026-07-28")
+ALIASES = {
+    "sophia/fast": ["ollama/fast"],
+    "sophia/smart": ["vllm/priced", "ollama/ok"],
+    "test/slow": ["vllm/slow-30"],
+    "test/fallback-500": ["vllm/status-500", "ollama/ok"],
+}
+
+
+@dataclass
+class Env:
+    settings: Settings
+    gateway: Gateway
+    upstream: FakeUpstream
+    admin: str  # secrets
+    user: str
+    limited: str
+
+
+def ai_group() -> ToolGroup:
+    return get_registry().get("ai")
+
+
+@asynccontextmanager
+async def connect(
+    env: Env, secret: str | None, mode: str = "legacy", group: ToolGroup | None = None, **client: Any
+) -> AsyncIterator[Client]:
+    """An SDK client in memory against the server, as the stdio transport would run it (key from the environment)."""
+    server = build_server(group or ai_group(), Services(env.settings, env.gateway), secret=secret)
+    async with Client(server, mode=mode, **client) as c:
+        yield c
+
+
+def text(result: Any) -> str:
+    return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+def sophia_cli(*args: str) -> list[str]:
+    """`sophia <args>` as a command; until cli/main.py registers the mcp/ide groups, their own modules."""
+    from sophia.cli.main import app
+
+    groups = {g.name for g in app.registered_groups}
+    if args[0] in groups:
+        return [sys.executable, "-m", "sophia", *args]
+    return [sys.executable, "-m", f"sophia.cli.{args[0]}", *args[1:]]

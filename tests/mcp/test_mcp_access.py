@@ -1,0 +1,71 @@
+"""Keys decide what a caller sees and may do: hidden tools, refused keys, model limits, report scope."""
+
+from __future__ import annotations
+
+import pytest
+from mcp.shared.exceptions import MCPError
+from mcp_support import MODES, Env, connect, text
+
+pytestmark = pytest.mark.parametrize("mode", MODES)
+
+
+async def test_a_hidden_tool_is_absent_from_the_list_and_refused(env: Env, mode: str) -> None:
+    async with connect(env, env.limited, mode) as client:
+        listed = [t.name for t in (await client.list_tools()).tools]
+        hidden = await client.call_tool("usage_report", {})
+        unknown = await client.call_tool("no_such_tool", {})
+    assert listed == ["generate", "list_models"]
+    assert hidden.is_error and unknown.is_error
+    # A hidden tool is refused exactly like one that does not exist: nothing leaks its existence.
+    assert text(hidden).replace("usage_report", "X") == text(unknown).replace("no_such_tool", "X")
+
+
+async def test_a_key_limited_to_some_models_cannot_reach_others(env: Env, mode: str) -> None:
+    async with connect(env, env.limited, mode) as client:
+        refused = await client.call_tool("generate", {"prompt": "x", "priority": "quality"})
+        allowed = await client.call_tool("generate", {"prompt": "x", "priority": "cost"})
+        models = await client.call_tool("list_models", {})
+    assert refused.is_error and "may not use the model 'sophia/smart'" in text(refused)
+    assert not allowed.is_error
+    assert [a["id"] for a in models.structured_content["aliases"]] == ["sophia/fast"]
+    assert models.structured_content["models"] == []
+
+
+async def test_an_unknown_key_cannot_list_or_call(env: Env, mode: str) -> None:
+    async with connect(env, "sk-sophia-not-a-real-key", mode) as client:
+        with pytest.raises(MCPError, match="unknown or has been revoked"):
+            await client.list_tools()
+        result = await client.call_tool("list_models", {})
+    assert result.is_error and "Check the Sophia API key" in text(result)
+
+
+async def test_a_revoked_key_is_refused(env: Env, mode: str) -> None:
+    assert env.gateway.keys is not None and env.gateway.key_cache is not None
+    record = await env.gateway.keys.get_by_secret(env.user)
+    assert record is not None
+    await env.gateway.keys.revoke(record.id)
+    env.gateway.key_cache.clear()
+    async with connect(env, env.user, mode) as client:
+        result = await client.call_tool("list_models", {})
+    assert result.is_error and "revoked" in text(result)
+
+
+async def test_without_a_key_tools_are_listed_and_calls_say_how_to_set_one(env: Env, mode: str) -> None:
+    async with connect(env, None, mode) as client:
+        listed = await client.list_tools()
+        result = await client.call_tool("list_models", {})
+    assert len(listed.tools) == 5
+    assert result.is_error and "SOPHIA_API_KEY" in text(result)
+
+
+async def test_usage_report_of_a_non_admin_key_covers_its_team_only(env: Env, mode: str) -> None:
+    async with connect(env, env.admin, mode) as admin:
+        await admin.call_tool("generate", {"prompt": "a", "model": "vllm/priced"})
+    async with connect(env, env.user, mode) as user:
+        await user.call_tool("generate", {"prompt": "b", "model": "vllm/priced"})
+        mine = await user.call_tool("usage_report", {"since": "1h", "group_by": ["endpoint"]})
+    out = mine.structured_content
+    assert out["scope"] == "team alpha"
+    assert all("team" not in row for row in out["rows"])
+    chat = next(r for r in out["rows"] if r["endpoint"] == "chat")
+    assert chat["requests"] == 1  # the admin's call (team ops) is not counted

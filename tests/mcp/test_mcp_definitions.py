@@ -1,0 +1,142 @@
+"""Tool definitions follow the rules every Sophia MCP server shares, and registering breaks loudly otherwise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any, get_args
+
+import pytest
+from mcp_support import Env, connect
+from pydantic import Field
+
+from sophia.errors import ConfigError
+from sophia.gateway.ledger import GROUPS
+from sophia.mcp.ai_models import GroupBy
+from sophia.mcp.context import ToolContext
+from sophia.mcp.registry import ToolRegistry, get_registry
+from sophia.mcp.tools import Confirmable, Input, Output, ToolGroup, compact_schema
+
+#: ~3,000 tokens at a conservative 3 characters per token of JSON
+LIST_BUDGET_CHARS = 9_000
+
+
+def walk(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+@pytest.mark.parametrize("server", get_registry().names())
+async def test_every_tool_is_fully_described_and_the_list_is_small(env: Env, server: str) -> None:
+    async with connect(env, env.admin, group=get_registry().get(server)) as client:
+        tools = (await client.list_tools()).tools
+    wire = json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools])
+    assert len(wire) < LIST_BUDGET_CHARS, f"tools/list of {server} is {len(wire)} characters"
+    for tool in tools:
+        assert tool.title and tool.description and len(tool.description) < 400
+        assert tool.input_schema["type"] == "object" and tool.output_schema is not None
+        assert tool.output_schema["type"] == "object"
+        a = tool.annotations
+        assert a is not None
+        hints = (a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint)
+        assert all(isinstance(h, bool) for h in hints), tool.name
+        assert not (a.read_only_hint and a.destructive_hint)
+        for node in walk([tool.input_schema, tool.output_schema]):
+            assert "$ref" not in node and "$defs" not in node
+            assert {"type": "null"} not in node.get("anyOf", [])
+
+
+def test_report_groups_match_the_ledger() -> None:
+    assert set(get_args(GroupBy)) == set(GROUPS)
+
+
+class In(Input):
+    x: int = Field(description="A number.")
+
+
+class Out(Output):
+    y: int
+
+
+async def double(ctx: ToolContext, args: In) -> Out:
+    """Double it."""
+    return Out(y=2 * args.x)
+
+
+def test_registration_checks_the_rules() -> None:
+    group = ToolGroup("t", port=0, title="T")
+    flags: dict[str, Any] = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
+    group.add(double, title="Double", **flags)
+    with pytest.raises(ValueError, match="twice"):
+        group.add(double, title="Double", **flags)
+    with pytest.raises(TypeError, match="missing"):
+        group.tool(title="No annotations")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="read-only tool cannot be destructive"):
+        group.add(
+            double, title="x", name="bad", read_only=True, destructive=True, idempotent=True, open_world=False
+        )
+    with pytest.raises(TypeError, match="Confirmable"):
+        group.add(
+            double,
+            title="x",
+            name="wipe",
+            read_only=False,
+            destructive=True,
+            idempotent=True,
+            open_world=False,
+        )
+    with pytest.raises(ValueError, match="lower-case"):
+        group.add(double, title="x", name="Bad-Name", **flags)
+
+    async def undocumented(ctx: ToolContext, args: Confirmable) -> Out:
+        return Out(y=0)
+
+    with pytest.raises(ValueError, match="docstring"):
+        group.add(undocumented, title="x", **flags)
+
+
+def test_schemas_are_compact() -> None:
+    class Nested(Input):
+        inner: In
+        maybe: str | None = None
+
+    schema = compact_schema(Nested.model_json_schema())
+    assert schema["properties"]["inner"]["properties"]["x"] == {"description": "A number.", "type": "integer"}
+    assert schema["properties"]["maybe"] == {"type": "string"}
+    assert "title" not in json.dumps(schema)
+
+
+def test_the_registry_is_filled_through_the_plugin_hook() -> None:
+    registry = get_registry()
+    assert "ai" in registry.names() and registry.get("ai").port == 8091
+    fresh = ToolRegistry()
+    fresh.add("sophia.mcp.ai:group", name="ai")
+    with pytest.raises(ConfigError, match="twice"):
+        fresh.add("sophia.mcp.ai:group", name="ai")
+    with pytest.raises(ConfigError, match="no MCP server 'bi'"):
+        fresh.get("bi")
+    fresh.add("sophia.mcp.ai:group", name="wrong")
+    with pytest.raises(ConfigError, match="is not the MCP tool group"):
+        fresh.get("wrong")
+
+
+def test_serving_a_group_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, sophia.mcp.stdio, sophia.mcp.http\n"
+        "from sophia.mcp.registry import get_registry\n"
+        "from sophia.mcp.server import build_server\n"
+        "from sophia.mcp.context import Services\n"
+        "from sophia.settings import load_settings\n"
+        "build_server(get_registry().get('ai'), Services(load_settings()))\n"
+        "heavy = ('numpy', 'tokenizers', 'llama_cpp', 'safetensors', 'sophia.cache.cache', 'sophia.router',"
+        " 'sophia.gateway.engine', 'sophia.providers.catalog', 'asyncpg', 'redis')\n"
+        "print([m for m in sys.modules if m.startswith(heavy)])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

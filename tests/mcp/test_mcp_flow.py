@@ -1,0 +1,130 @@
+"""Long work: progress at least every 2 s, cancellation within 1 s, confirmation of destructive tools."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import mcp_types as types
+import pytest
+from mcp_support import MODES, Env, connect, text
+
+from sophia.mcp.context import ToolContext
+from sophia.mcp.tools import Confirmable, Output, ToolGroup
+
+pytestmark = pytest.mark.parametrize("mode", MODES)
+
+
+async def test_long_generate_sends_progress_at_least_every_two_seconds(env: Env, mode: str) -> None:
+    seen: list[tuple[float, float, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((time.monotonic(), progress, message))
+
+    started = time.monotonic()
+    async with connect(env, env.user, mode) as client:
+        result = await client.call_tool(
+            "generate", {"prompt": "slowly", "model": "vllm/slow-2.5"}, progress_callback=on_progress
+        )
+    ended = time.monotonic()
+    assert not result.is_error, text(result)
+    assert len(seen) >= 2
+    stamps = [started] + [t for t, _, _ in seen] + [ended]
+    assert max(b - a for a, b in itertools.pairwise(stamps)) <= 2.0
+    assert [p for _, p, _ in seen] == sorted({p for _, p, _ in seen})  # strictly increasing
+    assert seen[0][2] == "asking vllm/slow-2.5"
+
+
+async def test_cancelling_a_call_stops_the_model_call_within_a_second(env: Env, mode: str) -> None:
+    async with connect(env, env.user, mode) as client:
+        call = asyncio.create_task(client.call_tool("generate", {"prompt": "x", "model": "vllm/slow-30"}))
+        while not env.upstream.requests:
+            await asyncio.sleep(0.01)
+        cancelled_at = time.monotonic()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        while env.upstream.cancelled == 0 and time.monotonic() - cancelled_at < 1.0:
+            await asyncio.sleep(0.01)
+        assert env.upstream.cancelled == 1, "the upstream call was not stopped within 1 s"
+        assert time.monotonic() - cancelled_at < 1.0
+        # the session is still usable afterwards
+        assert not (await client.call_tool("list_models", {})).is_error
+    assert env.gateway.ledger is not None
+    await env.gateway.ledger.flush()
+    assert env.gateway.db is not None
+    rows = await env.gateway.db.fetchall("SELECT endpoint, outcome, status FROM sophia_usage ORDER BY ts")
+    assert {"endpoint": "mcp:ai/generate", "outcome": "cancelled", "status": 499} in rows
+
+
+# -- confirmation -------------------------------------------------------------------------------------
+
+danger = ToolGroup("danger", port=0, title="A test server with one destructive tool")
+wiped: list[str] = []
+
+
+class WipeIn(Confirmable):
+    what: str
+
+
+class WipeOut(Output):
+    wiped: str
+
+
+@danger.tool(title="Wipe", read_only=False, destructive=True, idempotent=True, open_world=False)
+async def wipe(ctx: ToolContext, args: WipeIn) -> WipeOut:
+    """Delete something for good."""
+    await ctx.confirm(f"Delete {args.what} for good?")
+    wiped.append(args.what)
+    return WipeOut(wiped=args.what)
+
+
+def answering(action: Any, confirm: bool = True) -> Any:
+    asked: list[str] = []
+
+    async def callback(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action=action, content={"confirm": confirm} if action == "accept" else None)
+
+    callback.asked = asked  # type: ignore[attr-defined,unused-ignore]
+    return callback
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> None:
+    wiped.clear()
+
+
+async def test_without_elicitation_a_destructive_tool_needs_the_confirm_argument(env: Env, mode: str) -> None:
+    async with connect(env, env.user, mode, group=danger) as client:
+        refused = await client.call_tool("wipe", {"what": "cache"})
+        done = await client.call_tool("wipe", {"what": "cache", "confirm": True})
+    assert refused.is_error and "confirm=true" in text(refused) and "Delete cache for good?" in text(refused)
+    assert not done.is_error and wiped == ["cache"]
+
+
+async def test_a_client_with_elicitation_is_asked(env: Env, mode: str) -> None:
+    yes = answering("accept")
+    async with connect(env, env.user, mode, group=danger, elicitation_callback=yes) as client:
+        done = await client.call_tool("wipe", {"what": "index"})
+    assert not done.is_error, text(done)
+    assert yes.asked == ["Delete index for good?"] and wiped == ["index"]
+
+
+@pytest.mark.parametrize(("action", "confirm"), [("decline", True), ("cancel", True), ("accept", False)])
+async def test_no_answer_but_yes_changes_nothing(env: Env, mode: str, action: str, confirm: bool) -> None:
+    async with connect(
+        env, env.user, mode, group=danger, elicitation_callback=answering(action, confirm)
+    ) as client:
+        result = await client.call_tool("wipe", {"what": "index"})
+    assert result.is_error and "did not confirm" in text(result)
+    assert wiped == []
+
+
+async def test_tool_definitions_say_the_tool_is_destructive(env: Env, mode: str) -> None:
+    async with connect(env, env.user, mode, group=danger) as client:
+        (tool,) = (await client.list_tools()).tools
+    assert tool.annotations is not None and tool.annotations.destructive_hint is True
+    assert tool.input_schema["properties"]["confirm"]["type"] == "boolean"
