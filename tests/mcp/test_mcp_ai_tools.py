@@ -150,3 +150,18 @@ async def test_generate_lets_the_router_choose_for_a_quality_target(env: Env, mo
     assert out["requested"] == "sophia/auto" and out["answer"] == "echo: route me"
     assert out["route"].startswith("quality_target=0.8 asked the router; tried [")  # the router's reason
     assert balanced.structured_content["requested"] == "sophia/auto"
+
+
+async def test_route_explain_names_the_pick_without_calling_a_model(env: Env, mode: str) -> None:
+    async with connect(env, env.user, mode) as client:
+        result = await client.call_tool(
+            "route_explain",
+            {"prompt": "Write a python function that reverses a string.", "task_type": "mbpp"},
+        )
+        bad = await client.call_tool("route_explain", {"prompt": ""})
+    assert not result.is_error, text(result)
+    out = result.structured_content
+    assert out["model"]
+    assert out["why"]
+    assert out["model"] not in out["fallbacks"]
+    assert bad.is_error

@@ -125,7 +125,10 @@ def test_check_starts_the_configured_server_and_lists_its_tools(monkeypatch: pyt
     monkeypatch.setenv("SOPHIA_API_KEY", secret)
     result = runner.invoke(app, ["check", "cursor"])
     assert result.exit_code == 0, result.output
-    assert "ok: 5 tools (generate, embed, list_models, usage_report, provider_health)" in result.output
+    assert (
+        "ok: 6 tools (generate, embed, list_models, usage_report, provider_health, route_explain)"
+        in result.output
+    )
 
 
 def test_check_reports_a_server_that_does_not_answer(tmp_path: Path) -> None:

@@ -258,3 +258,7 @@ async def routing_policy(ctx: ToolContext) -> str:
         aliases[name] = {"chain": alias.chain, "enabled_chain": enabled, "description": alias.description}
     policy = {"aliases": aliases, "generate_priorities": {k: list(v) for k, v in PRIORITY_ALIASES.items()}}
     return orjson.dumps(policy, option=orjson.OPT_INDENT_2).decode()
+
+
+# Tools defined in sibling modules register on this group when imported.
+from sophia.mcp import ai_route  # noqa: E402, F401
