@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ import typer
 
 from sophia.cli.common import ConfigOption, echo, fail, settings, table
 from sophia.errors import SophiaError
+from sophia.gateway.server import user_name
 from sophia.settings import Settings
 
 app = typer.Typer(help="Connect IDEs to Sophia's MCP servers.", no_args_is_help=True)
@@ -41,18 +41,11 @@ async def _create_key(conf: Settings, client: str, server: str, team: str) -> st
     store = await KeyStore.open(conf.database_url)
     try:
         secret, _ = await store.create(
-            name=f"ide-{client}", owner=_user(), team=team, allowed_tools=[f"{server}/*"]
+            name=f"ide-{client}", owner=user_name(), team=team, allowed_tools=[f"{server}/*"]
         )
     finally:
         await store.close()
     return secret
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "local"
 
 
 @app.command()

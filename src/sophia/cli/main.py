@@ -14,6 +14,7 @@ import typer
 
 from sophia import __version__
 from sophia.cli import ide, keys, mcp, models, router, run, usage
+from sophia.cli.common import ConfigOption
 
 app = typer.Typer(
     name="sophia",
@@ -34,15 +35,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Annotated[
-        str | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="Config file (default: $SOPHIA_CONFIG, else ./sophia.yaml).",
-            show_default=False,
-        ),
-    ] = None,
+    config: ConfigOption = None,
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
     ] = False,

@@ -50,7 +50,7 @@ async def ensure_local_key(settings: Settings) -> str | None:
     try:
         if await store.count_active() > 0:
             return None
-        secret, _ = await store.create(name="local-admin", owner=_user(), team="admin", admin=True)
+        secret, _ = await store.create(name="local-admin", owner=user_name(), team="admin", admin=True)
     finally:
         await store.close()
     path = local_key_path(settings)
@@ -60,7 +60,8 @@ async def ensure_local_key(settings: Settings) -> str | None:
     return secret
 
 
-def _user() -> str:
+def user_name() -> str:
+    """The login name, for a key's owner (\"local\" where there is none)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
