@@ -1,0 +1,343 @@
+"""``ResponseCache``: the exact and semantic cache in front of every provider call.
+
+    cache = await ResponseCache.open(settings.cache, settings.database_url, settings.storage.redis_url)
+    ctx = CacheContext(model="sophia/fast", tenant=key.team, tags=("crm.deals",))
+    hit = await cache.lookup(body, ctx)           # exact first, then nearest neighbours + verifier
+    if hit is None:
+        ... call the provider (ctx.embedding is set: the router may reuse it) ...
+        await cache.store(body, ctx, body_bytes, prompt_tokens, completion_tokens, model_id, cost)
+
+A lookup computes the request's keys (``keys.py``), tries the exact key, then - when the strategy
+is ``semantic`` and the request is eligible (``text.py``, temperature) - embeds the user text,
+takes the nearest entries of the same namespace and serves the best one the verifier accepts.
+Every hit is confirmed by the store, and entries whose tags were bumped since are never served.
+
+Blocking work: the embedding (~5 ms for a short question on one core) runs in a worker thread;
+index search (< 2 ms) and the verifier (< 1 ms for a few candidates) run inline, because they
+touch the in-memory table that the event loop mutates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, field
+from time import time
+from typing import Any, Literal
+
+import numpy as np
+
+from sophia.cache.entries import Entry, EntryTable, Payload
+from sophia.cache.keys import RequestKeys, request_keys
+from sophia.cache.settings import CacheSettings
+from sophia.cache.store import CacheStore, default_registry
+from sophia.cache.verifier import Verifier, default_verifier
+from sophia.errors import SophiaError, StorageError
+
+log = logging.getLogger(__name__)
+
+_RANK = {"off": 0, "exact": 1, "semantic": 2}
+SWEEP_INTERVAL = 60.0
+
+
+@dataclass(slots=True)
+class CacheContext:
+    model: str
+    tenant: str
+    tags: tuple[str, ...] = ()
+    strategy: str = "semantic"
+    ttl: float | None = None
+    embedding: np.ndarray | None = None  # filled by lookup (or by the router before it)
+    keys: RequestKeys | None = field(default=None, repr=False)
+    versions: dict[str, int] | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class CacheHit:
+    kind: Literal["exact", "semantic"]
+    body: bytes
+    model_id: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    similarity: float | None
+    entry_id: str
+    age_s: float
+    score: float | None = None
+
+
+@dataclass(slots=True)
+class _Counters:
+    hits_exact: int = 0
+    hits_semantic: int = 0
+    misses: int = 0
+    stores: int = 0
+    tokens_saved: int = 0
+    usd_saved: float = 0.0
+
+
+class ResponseCache:
+    def __init__(
+        self, settings: CacheSettings, store: CacheStore, verifier: Verifier | None = None, embed: Any = None
+    ) -> None:
+        self.settings = settings
+        self.store_backend = store
+        self.verifier = verifier or default_verifier()
+        self.threshold = settings.threshold if settings.threshold is not None else self.verifier.threshold
+        self.table = EntryTable()
+        self._embed = embed
+        self._counters = _Counters()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, settings: CacheSettings, database_url: str, redis_url: str | None) -> ResponseCache:
+        store = default_registry().create(settings.store, settings, database_url, redis_url)
+        cache = cls(settings, store)
+        await store.start(cache.table)
+        cache._sweeper = asyncio.create_task(cache._sweep_forever(), name="sophia-cache-sweep")
+        return cache
+
+    async def start(self) -> None:
+        """Start the store for a cache built by hand (``open`` does this itself)."""
+        await self.store_backend.start(self.table)
+
+    # -- lookup ---------------------------------------------------------------------------------
+
+    def _strategy(self, ctx: CacheContext) -> str:
+        configured = self.settings.strategy_for(ctx.model)
+        return min(configured, ctx.strategy if ctx.strategy in _RANK else "off", key=_RANK.__getitem__)
+
+    def _keys(self, request: dict[str, Any], ctx: CacheContext) -> RequestKeys:
+        if ctx.keys is None:
+            ctx.keys = request_keys(
+                request,
+                model=ctx.model,
+                tenant=None if self.settings.share_across_tenants else ctx.tenant,
+                tags=ctx.tags,
+                max_temperature=self.settings.max_temperature,
+            )
+        return ctx.keys
+
+    async def embed(self, text: str) -> np.ndarray:
+        """The unit MiniLM vector of ``text``, computed in a worker thread."""
+        if self._embed is not None:
+            return np.asarray(self._embed(text), dtype=np.float32).reshape(-1)
+        from sophia.providers.minilm import get_minilm
+
+        vectors = await asyncio.to_thread(get_minilm().encode, [text])
+        return vectors[0]
+
+    def _live(self, entry: Entry, now: float, versions: dict[str, int]) -> bool:
+        if entry.expires is not None and entry.expires <= now:
+            return False
+        return all(versions.get(tag, 0) == v for tag, v in entry.tags.items())
+
+    async def lookup(self, request: dict[str, Any], ctx: CacheContext) -> CacheHit | None:
+        """The cached answer for ``request``, or None. A failing store counts as a miss (logged)."""
+        try:
+            return await self._lookup(request, ctx)
+        except StorageError as exc:
+            log.warning("cache lookup failed, treated as a miss: %s", exc)
+            self._counters.misses += 1
+            return None
+
+    async def _lookup(self, request: dict[str, Any], ctx: CacheContext) -> CacheHit | None:
+        strategy = self._strategy(ctx)
+        if strategy == "off":
+            return None
+        keys = self._keys(request, ctx)
+        ctx.versions = await self.store_backend.versions(ctx.tags) if ctx.tags else {}
+        now = time()
+        entry = self.table.exact(keys.exact)
+        if entry is not None and self._live(entry, now, ctx.versions):
+            hit = await self._serve(entry, "exact", None, None, now)
+            if hit is not None:
+                return hit
+        if strategy == "semantic" and keys.semantic_ok:
+            if ctx.embedding is None:
+                ctx.embedding = await self.embed(keys.text.text)
+            hit = await self._semantic(keys, ctx.embedding, ctx.versions, self._threshold(ctx.model))
+            if hit is not None:
+                return hit
+        self._counters.misses += 1
+        return None
+
+    def _threshold(self, model: str) -> float:
+        override = self.settings.for_model(model).threshold
+        return self.threshold if override is None else override
+
+    async def _semantic(
+        self, keys: RequestKeys, vector: np.ndarray, versions: dict[str, int], threshold: float
+    ) -> CacheHit | None:
+        now = time()
+        found = [
+            (e, s)
+            for e, s in self.table.nearest(keys.namespace, vector, self.settings.candidates)
+            if s >= self.settings.min_cosine and e.text and self._live(e, now, versions)
+        ]
+        if not found:
+            return None
+        texts = [e.text for e, _ in found]
+        c_emb = np.stack([self._vector_of(e, vector) for e, _ in found])
+        scores = self.verifier.scores(keys.text.text, vector, texts, c_emb)
+        for i in np.argsort(-scores, kind="stable"):
+            if scores[i] < threshold:
+                break
+            entry, sim = found[int(i)]
+            hit = await self._serve(entry, "semantic", sim, float(scores[i]), now)
+            if hit is not None:
+                return hit
+        return None
+
+    def _vector_of(self, entry: Entry, fallback: np.ndarray) -> np.ndarray:
+        vector = self.table.vector(entry)
+        return fallback if vector is None else vector
+
+    async def _serve(
+        self,
+        entry: Entry,
+        kind: Literal["exact", "semantic"],
+        sim: float | None,
+        score: float | None,
+        now: float,
+    ) -> CacheHit | None:
+        payload = await self.store_backend.fetch(entry)
+        if payload is None:  # purged, expired or replaced elsewhere
+            self.table.remove(entry.id)
+            return None
+        counters = self._counters
+        if kind == "exact":
+            counters.hits_exact += 1
+        else:
+            counters.hits_semantic += 1
+        counters.tokens_saved += payload.prompt_tokens + payload.completion_tokens
+        counters.usd_saved += payload.cost_usd
+        return CacheHit(
+            kind,
+            payload.body,
+            payload.model_id,
+            payload.prompt_tokens,
+            payload.completion_tokens,
+            payload.cost_usd,
+            sim,
+            entry.id,
+            max(now - entry.created, 0.0),
+            score,
+        )
+
+    # -- store ----------------------------------------------------------------------------------
+
+    async def store(
+        self,
+        request: dict[str, Any],
+        ctx: CacheContext,
+        body: bytes,
+        usage_prompt: int,
+        usage_completion: int,
+        model_id: str,
+        cost_usd: float,
+    ) -> None:
+        """Keep an answer (call after a successful, non-cached provider call); never raises StorageError."""
+        try:
+            await self._store(request, ctx, Payload(body, model_id, usage_prompt, usage_completion, cost_usd))
+        except StorageError as exc:
+            log.warning("cache store failed, answer not cached: %s", exc)
+
+    async def _store(self, request: dict[str, Any], ctx: CacheContext, payload: Payload) -> None:
+        strategy = self._strategy(ctx)
+        body = payload.body
+        if strategy == "off" or len(body) > self.settings.max_body_bytes:
+            return
+        keys = self._keys(request, ctx)
+        current = await self.store_backend.versions(ctx.tags) if ctx.tags else {}
+        seen = ctx.versions if ctx.versions is not None else current
+        if any(seen.get(t, v) != v for t, v in current.items()):
+            log.debug("cache: not storing an answer computed before a data-version bump of %s", ctx.tags)
+            return
+        semantic = strategy == "semantic" and keys.semantic_ok
+        vector = None
+        if semantic:
+            if ctx.embedding is None:
+                ctx.embedding = await self.embed(keys.text.text)
+            vector = np.asarray(ctx.embedding, dtype=np.float32)
+        now = time()
+        ttl = ctx.ttl if ctx.ttl is not None else self.settings.ttl_for(ctx.model)
+        entry = Entry(
+            id=secrets.token_hex(12),
+            namespace=keys.namespace,
+            exact=keys.exact,
+            text=keys.text.text if semantic else "",
+            model=ctx.model,
+            tenant=ctx.tenant,
+            tags=current,
+            created=now,
+            expires=None if ttl is None else now + ttl,
+            semantic=semantic,
+        )
+        await self.store_backend.put(entry, vector, payload)
+        self.table.add(entry, vector)
+        self._counters.stores += 1
+        excess = len(self.table) - self.settings.max_entries
+        if excess > 0:
+            await self._drop(self.table.oldest(excess))
+
+    # -- invalidation ---------------------------------------------------------------------------
+
+    async def bump(self, tag: str) -> int:
+        """Data-version bump: every entry tagged ``tag`` is invalid from now on. Returns their count."""
+        await self.store_backend.bump(tag)
+        ids = await self.store_backend.select(tag=tag, model=None, tenant=None)
+        ids |= self.table.select(tag=tag, model=None, tenant=None)
+        return await self._drop(ids)
+
+    async def purge(
+        self, *, tag: str | None = None, model: str | None = None, tenant: str | None = None
+    ) -> int:
+        """Delete the entries matching every given criterion (all entries when none is given)."""
+        ids = await self.store_backend.select(tag=tag, model=model, tenant=tenant)
+        ids |= self.table.select(tag=tag, model=model, tenant=tenant)
+        return await self._drop(ids)
+
+    async def _drop(self, ids: Any) -> int:
+        ids = list(ids)
+        deleted = await self.store_backend.delete(ids)
+        self.table.remove_many(ids)
+        return deleted
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = time()
+            self.table.remove_many(self.table.expired(now))
+            try:
+                await self.store_backend.sweep(now)
+            except SophiaError as exc:  # a failed sweep must not stop the next one
+                log.warning("cache sweep failed: %s", exc)
+
+    # -- reporting and lifecycle ----------------------------------------------------------------
+
+    async def stats(self) -> dict[str, Any]:
+        """Entries in the store; hits, misses and savings of this instance since it opened."""
+        c = self._counters
+        lookups = c.hits_exact + c.hits_semantic + c.misses
+        return {
+            "entries": await self.store_backend.count(),
+            "indexed": len(self.table),
+            "hits_exact": c.hits_exact,
+            "hits_semantic": c.hits_semantic,
+            "misses": c.misses,
+            "hit_rate": (c.hits_exact + c.hits_semantic) / lookups if lookups else 0.0,
+            "stores": c.stores,
+            "tokens_saved": c.tokens_saved,
+            "usd_saved": round(c.usd_saved, 6),
+            "threshold": self.threshold,
+            "store": self.settings.store,
+        }
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        await self.store_backend.close()

@@ -1,0 +1,182 @@
+"""The embedded default store: entries in SQLite (via ``sophia.storage``), vectors rebuilt in memory.
+
+Every entry is one row (answer, usage, the compared text and its vector as float32 bytes); its
+tags are rows of ``cache_entry_tags`` so that a data-version bump finds them by index. On start
+the live rows are read back into the in-process index, so a restart keeps the cache.
+
+One process owns the index. Other processes on the same file (several gateway workers) still
+respect each other's purges and bumps, because a hit is confirmed against the database and tag
+versions are read from it; they only miss each other's new entries until they restart. Use the
+Redis store for many instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from time import time
+
+import numpy as np
+import orjson
+
+from sophia.cache.entries import Entry, EntryTable, Payload
+from sophia.cache.store import CacheStore
+from sophia.storage import Database, open_database
+
+_COLUMNS = "id, namespace, exact_key, text, model, tenant, tags, created, expires, semantic"
+
+
+def _schema(dialect: str) -> list[str]:
+    blob = "BYTEA" if dialect == "postgresql" else "BLOB"
+    return [
+        f"""CREATE TABLE IF NOT EXISTS cache_entries (
+            id TEXT PRIMARY KEY, namespace TEXT NOT NULL, exact_key TEXT NOT NULL UNIQUE,
+            text TEXT NOT NULL, model TEXT NOT NULL, tenant TEXT NOT NULL, tags TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION, semantic BIGINT NOT NULL,
+            vector {blob}, body {blob} NOT NULL, model_id TEXT NOT NULL, prompt_tokens BIGINT NOT NULL,
+            completion_tokens BIGINT NOT NULL, cost_usd DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS cache_entries_expires ON cache_entries (expires)",
+        "CREATE TABLE IF NOT EXISTS cache_entry_tags (tag TEXT NOT NULL, entry_id TEXT NOT NULL, "
+        "PRIMARY KEY (tag, entry_id))",
+        "CREATE INDEX IF NOT EXISTS cache_entry_tags_entry ON cache_entry_tags (entry_id)",
+        "CREATE TABLE IF NOT EXISTS cache_tags (tag TEXT PRIMARY KEY, version BIGINT NOT NULL)",
+    ]
+
+
+def entry_from_row(row: dict) -> Entry:
+    return Entry(
+        id=row["id"],
+        namespace=row["namespace"],
+        exact=row["exact_key"],
+        text=row["text"],
+        model=row["model"],
+        tenant=row["tenant"],
+        tags={str(k): int(v) for k, v in orjson.loads(row["tags"]).items()},
+        created=float(row["created"]),
+        expires=None if row["expires"] is None else float(row["expires"]),
+        semantic=bool(row["semantic"]),
+    )
+
+
+class LocalStore(CacheStore):
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None, "LocalStore.start() was not awaited"
+        return self._db
+
+    async def start(self, table: EntryTable) -> None:
+        self._db = await open_database(self.database_url)
+        await self.db.migrate(_schema(self.db.dialect))
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE expires IS NULL OR expires > ? "
+            "ORDER BY created",
+            (time(),),
+        )
+        for row in rows:
+            vector = np.frombuffer(row["vector"], dtype=np.float32) if row["vector"] is not None else None
+            table.add(entry_from_row(row), vector)
+
+    async def put(self, entry: Entry, vector: np.ndarray | None, payload: Payload) -> None:
+        old = await self.db.fetchone("SELECT id FROM cache_entries WHERE exact_key = ?", (entry.exact,))
+        if old is not None:
+            await self.delete([old["id"]])
+        await self.db.execute(
+            f"INSERT INTO cache_entries ({_COLUMNS}, vector, body, model_id, prompt_tokens, "
+            "completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.id,
+                entry.namespace,
+                entry.exact,
+                entry.text,
+                entry.model,
+                entry.tenant,
+                orjson.dumps(entry.tags).decode(),
+                entry.created,
+                entry.expires,
+                int(entry.semantic),
+                None if vector is None else np.asarray(vector, dtype=np.float32).tobytes(),
+                payload.body,
+                payload.model_id,
+                payload.prompt_tokens,
+                payload.completion_tokens,
+                payload.cost_usd,
+            ),
+        )
+        if entry.tags:
+            await self.db.executemany(
+                "INSERT INTO cache_entry_tags (tag, entry_id) VALUES (?, ?)",
+                [(tag, entry.id) for tag in entry.tags],
+            )
+
+    async def fetch(self, entry: Entry) -> Payload | None:
+        row = await self.db.fetchone(
+            "SELECT body, model_id, prompt_tokens, completion_tokens, cost_usd FROM cache_entries "
+            "WHERE id = ?",
+            (entry.id,),
+        )
+        if row is None:
+            return None
+        return Payload(
+            bytes(row["body"]),
+            row["model_id"],
+            int(row["prompt_tokens"]),
+            int(row["completion_tokens"]),
+            float(row["cost_usd"]),
+        )
+
+    async def delete(self, entry_ids: Iterable[str]) -> int:
+        ids = list(entry_ids)
+        deleted = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            deleted += await self.db.execute(f"DELETE FROM cache_entries WHERE id IN ({marks})", chunk)
+            await self.db.execute(f"DELETE FROM cache_entry_tags WHERE entry_id IN ({marks})", chunk)
+        return deleted
+
+    async def select(self, *, tag: str | None, model: str | None, tenant: str | None) -> set[str]:
+        where, params = [], []
+        if tag is not None:
+            where.append("id IN (SELECT entry_id FROM cache_entry_tags WHERE tag = ?)")
+            params.append(tag)
+        for column, value in (("model", model), ("tenant", tenant)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = await self.db.fetchall(f"SELECT id FROM cache_entries{clause}", params)
+        return {r["id"] for r in rows}
+
+    async def versions(self, tags: Iterable[str]) -> dict[str, int]:
+        wanted = sorted(set(tags))
+        if not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        rows = await self.db.fetchall(f"SELECT tag, version FROM cache_tags WHERE tag IN ({marks})", wanted)
+        found = {r["tag"]: int(r["version"]) for r in rows}
+        return {t: found.get(t, 0) for t in wanted}
+
+    async def bump(self, tag: str) -> int:
+        await self.db.execute(
+            "INSERT INTO cache_tags (tag, version) VALUES (?, 1) "
+            "ON CONFLICT (tag) DO UPDATE SET version = cache_tags.version + 1",
+            (tag,),
+        )
+        row = await self.db.fetchone("SELECT version FROM cache_tags WHERE tag = ?", (tag,))
+        return int(row["version"]) if row else 1
+
+    async def count(self) -> int:
+        row = await self.db.fetchone("SELECT COUNT(*) AS n FROM cache_entries")
+        return int(row["n"]) if row else 0
+
+    async def sweep(self, now: float) -> None:
+        rows = await self.db.fetchall("SELECT id FROM cache_entries WHERE expires <= ?", (now,))
+        await self.delete(r["id"] for r in rows)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
