@@ -6,9 +6,12 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI does; before numpy is imported
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from fakes.upstream import FakeUpstream
 
 #: environment variables that could leak a developer's settings or real keys into a test
 _VENDOR_KEYS = (
@@ -33,3 +36,12 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SOPHIA_HOME", str(home))
     monkeypatch.chdir(tmp_path)
     return home
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    """An OpenAI-compatible provider on loopback whose behaviour is set by the model name."""
+    fake = FakeUpstream()
+    await fake.start()
+    yield fake
+    await fake.close()

@@ -14,14 +14,6 @@ from sophia.gateway.engine import Gateway
 
 
 @pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def gateway(upstream: FakeUpstream) -> AsyncIterator[Gateway]:
     gw = Gateway(gateway_settings(upstream.url))
     await gw.start()

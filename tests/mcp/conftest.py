@@ -18,14 +18,6 @@ from sophia.gateway.engine import Gateway
 
 
 @pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def env(upstream: FakeUpstream) -> AsyncIterator[Env]:
     settings = gateway_settings(upstream.url, aliases=ALIASES)
     gw = Gateway(settings)
