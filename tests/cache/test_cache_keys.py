@@ -50,8 +50,10 @@ def test_context_arguments_separate_namespaces(change: dict[str, Any]) -> None:
     assert keys(body(), **change).namespace != keys(body()).namespace
 
 
-def test_shared_tenant_namespace_is_the_same_for_every_tenant() -> None:
-    assert keys(body(), tenant=None).namespace != keys(body(), tenant="team-a").namespace
+def test_shared_entries_live_apart_from_every_tenants_own() -> None:
+    shared = keys(body(), tenant=None).namespace
+    assert shared == keys(body(), tenant=None).namespace
+    assert shared != keys(body(), tenant="team-a").namespace
 
 
 def test_system_prompt_separates_namespaces() -> None:
