@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 
 from sophia.cache.index import FlatIndex, HnswIndex, Namespaces
@@ -26,6 +33,31 @@ def test_flat_index_finds_nearest_first_and_forgets_removed_rows() -> None:
     np.testing.assert_array_equal(index.vector(199), rows[199])  # the moved row is still found by label
 
 
+def apart(test: Callable[[], None]) -> Callable[[], None]:
+    """Run ``test`` in a child pytest: usearch, once imported, stops llama.cpp from loading models in
+    the same process (seen with usearch 2.x and llama-cpp-python 0.3.36), which would break every
+    later local-model test of this run."""
+
+    @functools.wraps(test)
+    def wrapper() -> None:
+        if os.environ.get(CHILD):
+            return test()
+        root = Path(__file__).resolve().parents[2]
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(root),
+             f"{Path(__file__).resolve()}::{test.__name__}"],
+            env={**os.environ, CHILD: "1"}, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        return None
+
+    return wrapper
+
+
+CHILD = "SOPHIA_TEST_IN_CHILD"
+
+
+@apart
 def test_hnsw_index_agrees_with_exact_search_on_the_top_hit() -> None:
     rows = unit_rows(2000, seed=1)
     flat, hnsw = FlatIndex(), HnswIndex()
@@ -39,6 +71,7 @@ def test_hnsw_index_agrees_with_exact_search_on_the_top_hit() -> None:
     assert 0 not in hnsw.search(rows[0], 3)[0]
 
 
+@apart
 def test_namespaces_are_searched_apart_and_upgrade_past_the_limit() -> None:
     rows = unit_rows(40, seed=3)
     spaces = Namespaces(ann_from=30)

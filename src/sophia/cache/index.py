@@ -125,11 +125,12 @@ class HnswIndex:
 
 
 def hnsw_available() -> bool:
-    try:
-        import usearch.index  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether usearch is installed, without importing it: once imported, usearch stops llama.cpp
+    from loading a model in the same process (usearch 2.x, llama-cpp-python 0.3.36), so it is only
+    imported when a namespace really grows past ``ann_from``."""
+    import importlib.util
+
+    return importlib.util.find_spec("usearch") is not None
 
 
 class Namespaces:

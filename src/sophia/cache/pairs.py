@@ -14,10 +14,10 @@ collapsing whitespace) or the split's labels make them duplicates, directly or t
 duplicate pairs (``closure=True``: if a~b and b~c are labelled duplicates, so are a and c);
 otherwise negative. Neighbour pairs that nobody labelled are negatives, which is also how the
 benchmark scores them, although many are in fact paraphrases (QQP labels only the pairs it
-sampled). Trained on them (``neighbour_weight`` 1) the verifier learns to distrust every close
-rewording, and misses chat paraphrases; trained on the labelled pairs alone (weight 0, the
-default) it is as precise on dev and far better on questions it was not tuned on (see
-benchmarks/cache/README.md). ``closure`` and ``neighbour_weight`` stay for the record.
+sampled). Without them (``neighbour_weight`` 0) the verifier never sees the near neighbours it
+must reject and does worse than a plain cosine on the benchmark; with them (1, the default) it is
+strict, and also rejects some chat rewordings (see benchmarks/cache/README.md). ``closure`` and
+``neighbour_weight`` stay for the record.
 Each pair carries the component (connected by labelled pairs) of each side, for grouped folds.
 """
 

@@ -40,7 +40,7 @@ from sophia.cache.verifier import FORMAT, Verifier
 SEED = 20240
 WORD_DIM = 64
 MIN_DOC_FREQ = 2
-NEIGHBOUR_WEIGHT = 0.0
+NEIGHBOUR_WEIGHT = 1.0
 
 
 def log(message: str) -> None:
