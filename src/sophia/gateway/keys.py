@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from sophia.errors import AuthenticationError, InvalidRequest
-from sophia.storage import Database, open_database
+from sophia.storage import Database, open_with_schema
 
 SECRET_PREFIX = "sk-sophia-"
 
@@ -184,14 +184,8 @@ class KeyStore:
     @classmethod
     async def open(cls, database: str | Database) -> KeyStore:
         """Open by URL (the store owns the connection) or on a shared ``Database`` (it does not)."""
-        db = await open_database(database) if isinstance(database, str) else database
-        try:
-            await db.migrate(SCHEMA)
-        except BaseException:
-            if isinstance(database, str):
-                await db.close()
-            raise
-        return cls(db, owns_db=isinstance(database, str))
+        db, owned = await open_with_schema(database, SCHEMA)
+        return cls(db, owns_db=owned)
 
     async def create(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from sophia.errors import InvalidRequest, StorageError
-from sophia.storage import Database, open_database
+from sophia.storage import Database, open_with_schema
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +153,8 @@ class Ledger:
         cls, database: str | Database, batch_size: int = 256, flush_interval: float = 0.5
     ) -> Ledger:
         """Open by URL (the ledger owns the connection) or on a shared ``Database`` (it does not)."""
-        db = await open_database(database) if isinstance(database, str) else database
-        try:
-            await db.migrate(SCHEMA)
-        except BaseException:
-            if isinstance(database, str):
-                await db.close()
-            raise
-        return cls(db, batch_size, flush_interval, owns_db=isinstance(database, str))
+        db, owned = await open_with_schema(database, SCHEMA)
+        return cls(db, batch_size, flush_interval, owns_db=owned)
 
     # -- the hot path ------------------------------------------------------------------------------
 

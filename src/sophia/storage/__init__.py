@@ -4,6 +4,6 @@
 SQL once with ``?`` placeholders. See ``sophia.storage.db``.
 """
 
-from sophia.storage.db import Database, open_database, redact_url
+from sophia.storage.db import Database, open_database, open_with_schema, redact_url
 
-__all__ = ["Database", "open_database", "redact_url"]
+__all__ = ["Database", "open_database", "open_with_schema", "redact_url"]

@@ -82,6 +82,23 @@ async def open_database(url: str) -> Database:
     raise ConfigError(f"unsupported database URL scheme {scheme!r}: use sqlite:///… or postgresql://…")
 
 
+async def open_with_schema(database: str | Database, schema: Sequence[str]) -> tuple[Database, bool]:
+    """``database`` (a URL, opened here, or a shared ``Database``) with ``schema`` applied.
+
+    Returns ``(db, owned)``: ``owned`` is True when it was opened here, so the caller closes it.
+    A URL opened here is closed again if the schema cannot be applied.
+    """
+    owned = isinstance(database, str)
+    db = await open_database(database) if isinstance(database, str) else database
+    try:
+        await db.migrate(schema)
+    except BaseException:
+        if owned:
+            await db.close()
+        raise
+    return db, owned
+
+
 def redact_url(url: str) -> str:
     """``url`` without its password and query, for messages and logs."""
     try:
