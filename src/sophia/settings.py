@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sophia.errors import ConfigError
+from sophia.cache.settings import CacheSettings
 from sophia.mcp.settings import McpSettings
 
 CONFIG_ENV = "SOPHIA_CONFIG"
@@ -226,6 +227,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)

@@ -11,7 +11,11 @@ DOWN_URL = "http://127.0.0.1:9/v1"
 
 
 def gateway_settings(upstream_url: str, **overrides: Any) -> Settings:
-    """Providers pointed at the fake upstream (vllm, ollama, openai) and one that is down (together)."""
+    """Providers pointed at the fake upstream (vllm, ollama, openai) and one that is down (together).
+
+    The response cache is off (tests repeat the same request and count upstream calls); the cache
+    tests turn it on with ``cache={"enabled": True}``.
+    """
     base: dict[str, Any] = {
         "providers": {
             "vllm": {"base_url": f"{upstream_url}/vllm/v1"},
@@ -29,6 +33,7 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> Settings:
             "test/all-bad": ["vllm/status-503", "ollama/status-502"],
         },
         "reliability": {"backoff_base": 0.01, "backoff_max": 0.05, "first_byte_timeout": 0.5, "timeout": 5},
+        "cache": {"enabled": False},
     }
     for section, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(section), dict):

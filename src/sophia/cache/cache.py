@@ -83,12 +83,24 @@ class ResponseCache:
     ) -> None:
         self.settings = settings
         self.store_backend = store
-        self.verifier = verifier or default_verifier()
-        self.threshold = settings.threshold if settings.threshold is not None else self.verifier.threshold
+        self._verifier = verifier
         self.table = EntryTable()
         self._embed = embed
         self._counters = _Counters()
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def verifier(self) -> Verifier:
+        """The verifier, loaded at the first semantic lookup (not at start-up: it is the heavy part)."""
+        if self._verifier is None:
+            self._verifier = default_verifier()
+        return self._verifier
+
+    @property
+    def threshold(self) -> float:
+        """The verifier score a neighbour needs (``cache.threshold``, else the verifier's trained default)."""
+        configured = self.settings.threshold
+        return configured if configured is not None else self.verifier.threshold
 
     @classmethod
     async def open(cls, settings: CacheSettings, database_url: str, redis_url: str | None) -> ResponseCache:
@@ -154,7 +166,8 @@ class ResponseCache:
             hit = await self._serve(entry, "exact", None, None, now)
             if hit is not None:
                 return hit
-        if strategy == "semantic" and keys.semantic_ok:
+        # Nothing to compare with: leave the embedding to ``store``, off the response path.
+        if strategy == "semantic" and keys.semantic_ok and self.table.vectors.size(keys.namespace):
             if ctx.embedding is None:
                 ctx.embedding = await self.embed(keys.text.text)
             hit = await self._semantic(keys, ctx.embedding, ctx.versions, self._threshold(ctx.model))

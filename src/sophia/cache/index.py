@@ -1,10 +1,10 @@
-"""In-memory vector indexes, one per namespace: exact numpy search, HNSW for large namespaces.
+"""In-memory vector indexes, one per namespace: exact numpy search, an inverted file for large ones.
 
 Vectors are unit rows (MiniLM), so the inner product is the cosine. A namespace starts with an
 exact ``FlatIndex`` (a matrix and one matrix-vector product per search). Above ``ANN_FROM`` vectors
 an exact scan costs more than the 2 ms we allow for a search on a busy 2-core machine, so the
-namespace moves to an HNSW graph (``usearch``, when installed; see benchmarks/cache/README.md for
-the measurements behind the crossover).
+namespace moves to an ``IvfIndex`` (k-means groups, a few probed per search; rebuilt each time it
+grows fourfold). See benchmarks/cache/README.md for the measurements.
 
 Labels are integers chosen by the caller (the stores map them to entry ids).
 """
@@ -29,6 +29,7 @@ class VectorIndex(Protocol):
     def remove(self, label: int) -> None: ...
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
     def vector(self, label: int) -> np.ndarray | None: ...
+    def items(self) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class FlatIndex:
@@ -87,57 +88,95 @@ class FlatIndex:
         return self._labels[:n].copy(), self._matrix[:n].copy()
 
 
-class HnswIndex:
-    """An HNSW graph (usearch) with inner-product distance; exact enough for a cache (see README)."""
+class IvfIndex:
+    """An inverted-file index: vectors grouped by their nearest of ``n`` centroids (spherical k-means),
+    a search scans the centroids and then only the ``probe`` closest groups.
 
-    def __init__(self, dim: int = DIM) -> None:
-        from usearch.index import Index
+    numpy alone (an HNSW library, usearch 2.x, broke llama.cpp's model loading in the same process
+    through a clash of C++ runtime symbols). Near duplicates, the only neighbours a cache serves,
+    share a group or sit in the next one, so probing a few groups finds them; the benchmark measures
+    how often the top hit is the exact one.
+    """
 
-        self._index = Index(
-            ndim=dim, metric="ip", dtype="f32", connectivity=16, expansion_add=128, expansion_search=64
-        )
-        self._labels: set[int] = set()
+    def __init__(self, centroids: np.ndarray, probe: int = 8) -> None:
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.probe = min(probe, len(self.centroids))
+        self._lists = [FlatIndex(self.centroids.shape[1], capacity=16) for _ in range(len(self.centroids))]
+        self._where: dict[int, int] = {}
+        self.built_size = 0
+
+    @classmethod
+    def build(cls, labels: np.ndarray, vectors: np.ndarray, seed: int = 0) -> IvfIndex:
+        """Train centroids on (a sample of) ``vectors`` and file every vector under its nearest."""
+        index = cls(kmeans(vectors, groups_for(len(vectors)), seed=seed))
+        nearest = np.argmax(vectors @ index.centroids.T, axis=1)
+        for label, group, vector in zip(labels.tolist(), nearest.tolist(), vectors, strict=True):
+            index._lists[group].add(label, vector)
+            index._where[label] = group
+        index.built_size = len(labels)
+        return index
 
     def __len__(self) -> int:
-        return len(self._labels)
+        return len(self._where)
 
     def add(self, label: int, vector: np.ndarray) -> None:
-        if label in self._labels:
-            self._index.remove(label)
-        self._index.add(label, np.ascontiguousarray(vector, dtype=np.float32))
-        self._labels.add(label)
+        self.remove(label)
+        group = int(np.argmax(self.centroids @ vector))
+        self._lists[group].add(label, vector)
+        self._where[label] = group
 
     def remove(self, label: int) -> None:
-        if label in self._labels:
-            self._labels.discard(label)
-            self._index.remove(label)
+        group = self._where.pop(label, None)
+        if group is not None:
+            self._lists[group].remove(label)
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if not self._labels or k <= 0:
+        if not self._where or k <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        matches = self._index.search(np.ascontiguousarray(vector, dtype=np.float32), min(k, len(self)))
-        return matches.keys.astype(np.int64), (1.0 - matches.distances).astype(np.float32)
+        near = self.centroids @ vector
+        groups = np.argpartition(-near, self.probe - 1)[: self.probe]
+        found = [self._lists[g].search(vector, k) for g in groups.tolist() if len(self._lists[g])]
+        labels = np.concatenate([f[0] for f in found])
+        sims = np.concatenate([f[1] for f in found])
+        top = np.argsort(-sims, kind="stable")[:k]
+        return labels[top], sims[top]
 
     def vector(self, label: int) -> np.ndarray | None:
-        if label not in self._labels:
-            return None
-        return np.asarray(self._index.get(label), dtype=np.float32).reshape(-1)
+        group = self._where.get(label)
+        return None if group is None else self._lists[group].vector(label)
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        parts = [lst.items() for lst in self._lists if len(lst)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def hnsw_available() -> bool:
-    """Whether usearch is installed, without importing it: once imported, usearch stops llama.cpp
-    from loading a model in the same process (usearch 2.x, llama-cpp-python 0.3.36), so it is only
-    imported when a namespace really grows past ``ann_from``."""
-    import importlib.util
+def groups_for(n: int) -> int:
+    """Number of centroids for ``n`` vectors: about 2·sqrt(n) (283 at 20k, 632 at 100k)."""
+    return max(16, int(2 * n**0.5))
 
-    return importlib.util.find_spec("usearch") is not None
+
+def kmeans(vectors: np.ndarray, n: int, *, seed: int = 0, rounds: int = 8, sample: int = 32_768) -> np.ndarray:
+    """Spherical k-means on at most ``sample`` rows: unit centroids, deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    rows = vectors if len(vectors) <= sample else vectors[rng.choice(len(vectors), sample, replace=False)]
+    centroids = rows[rng.choice(len(rows), n, replace=False)].copy()
+    for _ in range(rounds):
+        nearest = np.argmax(rows @ centroids.T, axis=1)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, nearest, rows)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        empty = norms[:, 0] == 0
+        sums[empty] = rows[rng.choice(len(rows), int(empty.sum()), replace=False)]
+        norms[empty] = 1.0
+        centroids = (sums / norms).astype(np.float32)
+    return centroids
 
 
 class Namespaces:
     """One index per namespace, upgraded from exact to HNSW when it grows past ``ann_from``."""
 
     def __init__(self, ann_from: int | None = ANN_FROM) -> None:
-        self.ann_from = ann_from if ann_from is not None and hnsw_available() else None
+        self.ann_from = ann_from
         self._indexes: dict[str, VectorIndex] = {}
 
     def __len__(self) -> int:
@@ -148,8 +187,10 @@ class Namespaces:
         if index is None:
             index = self._indexes[namespace] = FlatIndex()
         index.add(label, vector)
-        if self.ann_from is not None and isinstance(index, FlatIndex) and len(index) > self.ann_from:
-            self._indexes[namespace] = self._upgrade(index)
+        if self.ann_from is not None and len(index) > self.ann_from and self._outgrown(index):
+            labels, vectors = index.items()
+            self._indexes[namespace] = IvfIndex.build(labels, vectors)
+            log.info("cache namespace grew to %d entries: (re)built its inverted-file index", len(labels))
 
     def remove(self, namespace: str, label: int) -> None:
         index = self._indexes.get(namespace)
@@ -157,6 +198,10 @@ class Namespaces:
             index.remove(label)
             if not len(index):
                 del self._indexes[namespace]
+
+    def size(self, namespace: str) -> int:
+        index = self._indexes.get(namespace)
+        return 0 if index is None else len(index)
 
     def search(self, namespace: str, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         index = self._indexes.get(namespace)
@@ -172,10 +217,8 @@ class Namespaces:
         self._indexes.clear()
 
     @staticmethod
-    def _upgrade(flat: FlatIndex) -> HnswIndex:
-        labels, vectors = flat.items()
-        hnsw = HnswIndex(vectors.shape[1])
-        hnsw._index.add(labels, vectors)
-        hnsw._labels.update(int(x) for x in labels)
-        log.info("cache namespace grew to %d entries: switched to an HNSW index", len(labels))
-        return hnsw
+    def _outgrown(index: VectorIndex) -> bool:
+        """A flat index past the limit, or an inverted file four times larger than when it was built."""
+        if isinstance(index, IvfIndex):
+            return len(index) > 4 * index.built_size
+        return True

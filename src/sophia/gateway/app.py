@@ -187,7 +187,7 @@ class GatewayApp:
             (b"x-request-id", request_id.encode()),
             (b"x-sophia-model", call.model.id.encode()),
             (b"x-sophia-provider", call.model.provider.encode()),
-            (b"x-sophia-cache", b"miss"),
+            (b"x-sophia-cache", call.cache.encode()),
             (b"x-sophia-route", call.route.encode()),
         ]
         error: BaseException | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ from sophia.settings import Settings
 BUNDLED = Path(__file__).resolve().parents[1] / "router" / "data" / "routerbench.bin"
 #: characters per token, to estimate a prompt's size before any tokenizer has seen it
 CHARS_PER_TOKEN = 4
+
+
+@dataclass(slots=True)
+class Embedded:
+    """A request's user text and its MiniLM vector, computed once for the cache and the router."""
+
+    text: str
+    vector: Any = None
 
 
 def _option(name: str, *sources: Mapping[str, Any] | None) -> float | None:
@@ -66,9 +75,17 @@ class AutoRouter:
         return load_router(self.config.path or BUNDLED, mapping)
 
     async def route(
-        self, body: dict[str, Any], key: KeyRecord | None, metadata: dict[str, str] | None
+        self,
+        body: dict[str, Any],
+        key: KeyRecord | None,
+        metadata: dict[str, str] | None,
+        shared: Embedded | None = None,
     ) -> tuple[Route, str]:
-        """The chain to try for this request, and the one-line explanation for ``x-sophia-route``."""
+        """The chain to try for this request, and the one-line explanation for ``x-sophia-route``.
+
+        ``shared`` is the cache's text for this request: when the router's question is the same
+        text (the usual single-turn chat), the vector is computed once, by whichever needs it first.
+        """
         from sophia.router import Needs, StaticPolicy, rank
 
         prompt_tokens = sum(len(str(m.get("content") or "")) for m in body["messages"]) // CHARS_PER_TOKEN
@@ -94,7 +111,12 @@ class AutoRouter:
         key_meta = key.metadata if key is not None else None
         team = self.config.teams.get(key.team) if key is not None else None
         question = learned.question(body["messages"])
-        embedding = await asyncio.to_thread(_embed, question.text)
+        if shared is not None and shared.text == " ".join(question.text.split()):
+            if shared.vector is None:
+                shared.vector = await asyncio.to_thread(_embed, question.text)
+            embedding = shared.vector
+        else:
+            embedding = await asyncio.to_thread(_embed, question.text)
         decision = learned.decide(
             question,
             embedding,

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter, time
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sophia.errors import (
     AllProvidersFailed,
@@ -26,18 +26,23 @@ from sophia.errors import (
     ProviderTimeout,
     SophiaError,
 )
-from sophia.gateway.auto import AutoRouter, ordered
+from sophia.gateway.auto import AutoRouter, Embedded, ordered
 from sophia.gateway.breaker import BreakerBoard
+from sophia.gateway.caching import Keeper, ReplayStream, cache_context
 from sophia.gateway.errors import PASS_THROUGH_STATUSES
 from sophia.gateway.keys import KeyCache, KeyRecord, KeyStore
 from sophia.gateway.ledger import Ledger, UsageRecord
 from sophia.gateway.limits import Limiter, make_limiter
+from sophia.gateway.replay import StreamCollector
 from sophia.gateway.validate import ChatParams, chat_params, embedding_params, upstream_body
 from sophia.providers.base import EMBEDDINGS, Adapter, CallOptions, ChunkStream, ModelInfo, Usage
 from sophia.providers.catalog import Catalog, Route
 from sophia.providers.h1 import HTTPClient
 from sophia.settings import Settings
 from sophia.storage import Database, open_database
+
+if TYPE_CHECKING:
+    from sophia.cache import CacheContext, CacheHit, ResponseCache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,7 +61,8 @@ class Result:
     attempts: int
     route: str
     request_id: str
-    cache: str = "miss"
+    cache: str = "miss"  # "exact" | "semantic" on a hit (then cost is 0 and saved_usd what it saved)
+    saved_usd: float = 0.0
 
 
 @dataclass(slots=True)
@@ -73,6 +79,7 @@ class _Ticket:
     t0: float = field(default_factory=perf_counter)
     trail: list[str] = field(default_factory=list)
     why: str = ""  # the auto router's explanation, when it chose
+    cache: CacheContext | None = None  # the request's cache keys, when the cache applies
 
     def route(self) -> str:
         """``x-sophia-route``: the router's reason (if any), then every attempt as ``model=outcome``."""
@@ -102,6 +109,8 @@ class Gateway:
         self.ledger: Ledger | None = None
         self.limiter: Limiter | None = None
         self.http: HTTPClient | None = None
+        self.cache: ResponseCache | None = None
+        self._keeper: Keeper | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -115,12 +124,23 @@ class Gateway:
         self.limiter = await make_limiter(self.settings, self.ledger.spend)
         self.http = HTTPClient()
         await self.catalog.start(self.http)
+        if self.settings.cache.enabled:
+            from sophia.cache import ResponseCache
+
+            self.cache = await ResponseCache.open(
+                self.settings.cache, self.settings.database_url, storage.redis_url
+            )
+            self._keeper = Keeper(self.cache)
         # Everything loaded so far lives as long as the process: keep it out of the GC's scans,
         # which otherwise walk every imported object on each full collection (a tail-latency spike).
         gc.collect()
         gc.freeze()
 
     async def close(self) -> None:
+        if self._keeper is not None:
+            await self._keeper.drain()
+        if self.cache is not None:
+            await self.cache.close()
         await self.catalog.close()
         if self.http is not None:
             await self.http.close()
@@ -149,8 +169,39 @@ class Gateway:
         """The chain for the requested model: an alias's, a model's, or the auto router's pick."""
         if ticket.requested != self.auto.config.alias:
             return ordered(self.catalog.resolve(ticket.requested), self.breakers, body)
-        route, ticket.why = await self.auto.route(body, key, ticket.metadata)
+        ctx = ticket.cache
+        shared = Embedded(ctx.keys.text.text, ctx.embedding) if ctx and ctx.keys else None
+        route, ticket.why = await self.auto.route(body, key, ticket.metadata, shared)
+        if ctx is not None and shared is not None and ctx.embedding is None:
+            ctx.embedding = shared.vector  # the router's vector serves the cache's store
         return route
+
+    # -- cache ----------------------------------------------------------------------------------
+
+    async def _lookup(self, ticket: _Ticket, body: dict[str, Any]) -> CacheHit | None:
+        """The cached answer for an admitted chat request (None: call a model, keys kept on the ticket)."""
+        if self.cache is None:
+            return None
+        ticket.cache = cache_context(ticket.requested, ticket.key, ticket.metadata)
+        hit = await self.cache.lookup(body, ticket.cache)
+        if hit is not None and self.catalog.models.get(hit.model_id) is None:
+            return None  # answered by a model this gateway no longer has: ask again
+        if hit is not None:
+            similarity = "" if hit.similarity is None else f" cos={hit.similarity:.3f} score={hit.score:.3f}"
+            ticket.trail.append(f"cache={hit.kind}{similarity} age={hit.age_s:.0f}s")
+        return hit
+
+    def _hit(self, ticket: _Ticket, hit: CacheHit) -> Result:
+        info = self.catalog.models[hit.model_id]
+        self._record(ticket, info, Usage(), 0.0, "ok", None, 200, None, hit.kind, hit.cost_usd)
+        route = ticket.route()
+        return Result(hit.body, info, Usage(), 0.0, 0, route, ticket.request_id, hit.kind, hit.cost_usd)
+
+    def _keep(
+        self, body: dict[str, Any], ticket: _Ticket, answer: bytes, usage: Usage, info: ModelInfo, cost: float
+    ) -> None:
+        if self._keeper is not None and ticket.cache is not None:
+            self._keeper.keep(body, ticket.cache, answer, usage, info.id, cost)
 
     # -- the Python API -------------------------------------------------------------------------
 
@@ -170,6 +221,9 @@ class Gateway:
         upstream = upstream_body(body)
         try:
             await self._admit(key, params.model)
+            hit = await self._lookup(ticket, body)
+            if hit is not None:
+                return self._hit(ticket, hit)
             route = await self._resolve(ticket, body, key)
             completion, info = await self._run(
                 route, ticket, lambda adapter, model, opts: adapter.chat(model, upstream, opts)
@@ -177,7 +231,9 @@ class Gateway:
         except BaseException as exc:
             self._record_failure(ticket, exc)
             raise
-        return await self._settle(ticket, completion.body, info, completion.usage)
+        result = await self._settle(ticket, completion.body, info, completion.usage)
+        self._keep(body, ticket, completion.body, completion.usage, info, result.cost)
+        return result
 
     async def embed(self, body: dict[str, Any], key: KeyRecord | None, *, request_id: str = "") -> Result:
         model, metadata, task_type = embedding_params(body)
@@ -234,12 +290,23 @@ class Gateway:
 
         try:
             await self._admit(key, params.model)
+            hit = await self._lookup(ticket, body)
+            if hit is not None:
+                replay = ReplayStream(hit.body, include_usage)
+                call = StreamCall(
+                    self, ticket, self.catalog.models[hit.model_id], replay, await anext(replay)
+                )
+                call.cache, call.saved_usd = hit.kind, hit.cost_usd
+                return call
             route = await self._resolve(ticket, body, key)
             (stream, first), info = await self._run(route, ticket, open_one)
         except BaseException as exc:
             self._record_failure(ticket, exc)
             raise
-        return StreamCall(self, ticket, info, stream, first)
+        call = StreamCall(self, ticket, info, stream, first)
+        if ticket.cache is not None:
+            call.collect(body)
+        return call
 
     # -- fallback chain -------------------------------------------------------------------------
 
@@ -325,6 +392,8 @@ class Gateway:
         error: str | None,
         status: int,
         ttft_ms: float | None,
+        cache: str = "miss",
+        saved_usd: float = 0.0,
     ) -> None:
         if self.ledger is None:
             return
@@ -344,8 +413,8 @@ class Gateway:
                 cost_usd=cost,
                 latency_ms=(perf_counter() - ticket.t0) * 1000,
                 ttft_ms=ttft_ms,
-                cache="miss",
-                saved_usd=0.0,
+                cache=cache,
+                saved_usd=saved_usd,
                 outcome=outcome,
                 error_class=error,
                 status=status,
@@ -387,7 +456,18 @@ class StreamCall:
         self.ttft_ms = (perf_counter() - ticket.t0) * 1000
         self.route = ticket.route()
         self.request_id = ticket.request_id
+        self.cache = "miss"
+        self.saved_usd = 0.0
         self._finished = False
+        self._collector: StreamCollector | None = None
+        self._request: dict[str, Any] | None = None
+
+    def collect(self, request: dict[str, Any]) -> None:
+        """Rebuild the answer from the events as they pass, to cache it when the stream completes."""
+        self._collector = StreamCollector()
+        self._request = request
+        if self._first is not None:
+            self._collector.feed(self._first)
 
     def __aiter__(self) -> StreamCall:
         return self
@@ -396,7 +476,10 @@ class StreamCall:
         if self._first is not None:
             first, self._first = self._first, None
             return first
-        return await self._stream.__anext__()
+        event = await self._stream.__anext__()
+        if self._collector is not None:
+            self._collector.feed(event)
+        return event
 
     async def finish(self, error: BaseException | None = None) -> None:
         """Close the upstream and record the call once (outcome from ``error``)."""
@@ -410,7 +493,12 @@ class StreamCall:
         if ticket.key is not None and gw.limiter is not None:
             await gw.limiter.commit(ticket.key, usage.total_tokens, cost, time())
         if error is None:
-            gw._record(ticket, self.model, usage, cost, "ok", None, 200, self.ttft_ms)
+            gw._record(
+                ticket, self.model, usage, cost, "ok", None, 200, self.ttft_ms, self.cache, self.saved_usd
+            )
+            answer = self._collector.completion() if self._collector is not None else None
+            if answer is not None and self._request is not None:
+                gw._keep(self._request, ticket, answer, usage, self.model, cost)
         elif isinstance(error, asyncio.CancelledError | ConnectionError):
             gw._record(ticket, self.model, usage, cost, "cancelled", type(error).__name__, 499, self.ttft_ms)
         else:

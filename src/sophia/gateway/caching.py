@@ -1,0 +1,107 @@
+"""The response cache inside the gateway: which requests it sees, how hits are served, what is kept.
+
+* ``cache_context`` reads a request's cache settings: the tenant is the key's team, the tags are
+  ``metadata.sources`` (the data an answer depends on: ``"crm.deals,crm.calls"`` or a list), and
+  ``metadata.cache`` (``off`` | ``exact`` | ``semantic``) can lower the configured strategy for
+  one request, never raise it.
+* ``ReplayStream`` serves a cached answer to a streaming client as the events a model would send.
+* ``Keeper`` stores answers after the response has gone out (background tasks, drained on close).
+
+The cache is keyed on the model *asked for* (an alias or ``sophia/auto``), so a hit skips routing
+as well as the provider call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sophia.errors import InvalidRequest
+from sophia.gateway.keys import KeyRecord
+from sophia.gateway.replay import completion_events
+from sophia.providers.base import ChunkStream, Usage
+
+if TYPE_CHECKING:
+    from sophia.cache import CacheContext, ResponseCache
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("off", "exact", "semantic")
+#: tags one request may carry
+MAX_TAGS = 16
+
+
+def sources(metadata: dict[str, str] | None) -> tuple[str, ...]:
+    """The data-source tags of a request (``metadata.sources``, comma-separated), sorted, deduplicated."""
+    raw = (metadata or {}).get("sources") or ""
+    tags = sorted({t.strip() for t in raw.split(",") if t.strip()})
+    if len(tags) > MAX_TAGS:
+        raise InvalidRequest(
+            f"metadata.sources may name at most {MAX_TAGS} sources", param="metadata.sources"
+        )
+    return tuple(tags)
+
+
+def cache_context(requested: str, key: KeyRecord | None, metadata: dict[str, str] | None) -> CacheContext:
+    from sophia.cache import CacheContext
+
+    strategy = (metadata or {}).get("cache", "semantic")
+    if strategy not in STRATEGIES:
+        raise InvalidRequest(
+            f"metadata.cache must be one of {', '.join(STRATEGIES)}, not {strategy!r}", param="metadata.cache"
+        )
+    tenant = key.team if key is not None else "default"
+    return CacheContext(model=requested, tenant=tenant, tags=sources(metadata), strategy=strategy)
+
+
+class ReplayStream(ChunkStream):
+    """A cached ``chat.completion`` replayed as SSE events (nothing billed: usage stays zero)."""
+
+    def __init__(self, body: bytes, include_usage: bool) -> None:
+        self.usage = Usage()
+        self._events = iter(completion_events(body, include_usage))
+
+    async def __anext__(self) -> bytes:
+        try:
+            return next(self._events)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        self._events = iter(())
+
+
+class Keeper:
+    """Stores answers in the cache off the response path; ``drain`` waits for the pending ones."""
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self.cache = cache
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def keep(
+        self,
+        request: dict[str, Any],
+        ctx: CacheContext,
+        body: bytes,
+        usage: Usage,
+        model_id: str,
+        cost: float,
+    ) -> None:
+        task = asyncio.create_task(
+            self.cache.store(
+                request, ctx, body, usage.prompt_tokens, usage.completion_tokens, model_id, cost
+            ),
+            name="sophia-cache-store",
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("storing an answer in the cache failed: %r", task.exception())
+
+    async def drain(self) -> None:
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
