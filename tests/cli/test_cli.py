@@ -153,3 +153,19 @@ def test_usage_recommend_reads_the_ledger(tmp_path: Path) -> None:
         "route task summarise to openai/gpt-4.1-mini instead of openai/gpt-4.1"
         in report["recommendations"][0]
     )
+
+
+def test_cache_commands_work_on_the_store_without_a_gateway(tmp_path: Path) -> None:
+    env = {"SOPHIA_HOME": str(tmp_path)}
+    stats = sophia("cache", "stats", "--json", env=env)
+    assert stats.returncode == 0, stats.stderr
+    data = json.loads(stats.stdout)
+    assert (data["entries"], data["lookups"], data["store"]) == (0, 0, "local")
+    vague = sophia("cache", "purge", env=env)
+    assert vague.returncode == 2 and "--all" in vague.stderr
+    purged = sophia("cache", "purge", "--all", "--yes", env=env)
+    assert purged.returncode == 0 and "Deleted 0 cached answers (every entry)." in purged.stdout
+    bumped = sophia("cache", "bump", "crm.deals", env=env)
+    assert bumped.returncode == 0 and "Bumped crm.deals: 0 cached answers invalidated." in bumped.stdout
+    unknown = sophia("cache", "report", "req_nope", env=env)
+    assert unknown.returncode == 1 and "no request 'req_nope'" in unknown.stderr

@@ -68,7 +68,7 @@ async def test_a_paraphrase_hits_the_semantic_cache_and_a_look_alike_does_not(
     await settled(gw)
     paraphrase = await gw.chat(chat(MODEL, "How can I reset my password?"), None)
     assert paraphrase.cache == "semantic"
-    assert "cache=semantic cos=" in paraphrase.route
+    assert "cache=semantic entry=" in paraphrase.route and " cos=" in paraphrase.route
     look_alike = await gw.chat(chat(MODEL, "How do I reset my router?"), None)
     assert look_alike.cache == "miss"
     assert upstream.calls["priced"] == 2
@@ -186,3 +186,41 @@ async def test_the_router_reuses_the_cache_embedding(
     result = await gw.chat(chat("sophia/auto", "Where can I find the weather forecast for Paris?"), None)
     assert result.cache == "miss" and result.route.startswith("[learned ")
     assert len(embedded) == 1  # the cache embedded it for its lookup; the router took that vector
+
+
+async def test_admin_api_stats_purge_bump_and_false_hit_reports(gw: Gateway) -> None:
+    assert gw.keys is not None
+    secret, _ = await gw.keys.create(name="root", team="ops", admin=True)
+    user, _ = await gw.keys.create(name="dev", team="ops")
+    transport = httpx.ASGITransport(app=GatewayApp(gw))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {secret}"}
+    ) as http:
+        tagged = chat(MODEL, "Top five deals by value?", metadata={"sources": "crm.deals"})
+        await http.post("/v1/chat/completions", json=tagged)
+        await http.post("/v1/chat/completions", json=chat(MODEL, "What is ARR?"))
+        await settled(gw)
+        hit = await http.post("/v1/chat/completions", json=chat(MODEL, "What is ARR?"))
+        assert hit.headers["x-sophia-cache"] == "exact"
+        stats = (await http.get("/admin/cache", params={"since": "1h"})).json()
+        assert (stats["entries"], stats["lookups"], stats["hits_exact"]) == (2, 3, 1)
+        assert stats["saved_usd"] == pytest.approx(COST) and stats["this_process"]["hits_exact"] == 1
+        bumped = await http.post("/admin/cache/bump", json={"tag": "crm.deals"})
+        assert bumped.json() == {"tag": "crm.deals", "invalidated": 1}
+        report = await http.post("/admin/cache/reports", json={"request_id": hit.headers["x-request-id"]})
+        assert report.json()["removed"] is True and report.json()["kind"] == "exact"
+        again = await http.post("/v1/chat/completions", json=chat(MODEL, "What is ARR?"))
+        assert again.headers["x-sophia-cache"] == "miss"  # the reported entry is gone
+        not_cached = await http.post(
+            "/admin/cache/reports", json={"request_id": again.headers["x-request-id"]}
+        )
+        assert not_cached.status_code == 400 and "not answered from the cache" in not_cached.text
+        vague = await http.post("/admin/cache/purge", json={})
+        assert vague.status_code == 400
+        await settled(gw)
+        purged = await http.post("/admin/cache/purge", json={"all": True})
+        assert purged.json() == {"deleted": 1}
+        stats = (await http.get("/admin/cache", params={"since": "1h"})).json()
+        assert stats["entries"] == 0 and stats["false_hits_reported"] == 1
+        forbidden = await http.get("/admin/cache", headers={"Authorization": f"Bearer {user}"})
+        assert forbidden.status_code == 403

@@ -54,7 +54,7 @@ async def test_without_a_key_tools_are_listed_and_calls_say_how_to_set_one(env: 
     async with connect(env, None, mode) as client:
         listed = await client.list_tools()
         result = await client.call_tool("list_models", {})
-    assert len(listed.tools) == 6
+    assert len(listed.tools) == 8
     assert result.is_error and "SOPHIA_API_KEY" in text(result)
 
 

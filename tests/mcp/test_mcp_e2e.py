@@ -123,7 +123,16 @@ async def test_stdio_server_answers_the_sdk_client(tmp_path: Path, upstream: Fak
         tools = [t.name for t in (await client.list_tools()).tools]
         result = await client.call_tool("generate", {"prompt": "via stdio", "priority": "cost"})
     assert era == ("2025-11-25" if mode == "legacy" else "2026-07-28")
-    assert tools == ["generate", "embed", "list_models", "usage_report", "provider_health", "route_explain"]
+    assert tools == [
+        "generate",
+        "embed",
+        "list_models",
+        "usage_report",
+        "provider_health",
+        "cache_stats",
+        "cache_purge",
+        "route_explain",
+    ]
     assert result.structured_content["answer"] == "echo: via stdio", text(result)
     assert result.structured_content["model"] == "vllm/fast"
 
@@ -164,7 +173,7 @@ def test_inspector_lists_tools_with_a_bearer_header(served: Served) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert [t["name"] for t in json.loads(done.stdout)["tools"]] == [
-        "generate", "embed", "list_models", "usage_report", "provider_health", "route_explain"
+        "generate", "embed", "list_models", "usage_report", "provider_health", "cache_stats", "cache_purge", "route_explain"
     ]  # fmt: skip
 
 
@@ -210,7 +219,16 @@ async def test_mcp_remote_bridges_to_the_http_server(served: Served, tmp_path: P
     async with Client(params, mode="legacy", read_timeout_seconds=120) as client:
         tools = [t.name for t in (await client.list_tools()).tools]
         health = await client.call_tool("provider_health", {})
-    assert tools == ["generate", "embed", "list_models", "usage_report", "provider_health", "route_explain"]
+    assert tools == [
+        "generate",
+        "embed",
+        "list_models",
+        "usage_report",
+        "provider_health",
+        "cache_stats",
+        "cache_purge",
+        "route_explain",
+    ]
     assert not health.is_error
 
 

@@ -126,7 +126,7 @@ def test_check_starts_the_configured_server_and_lists_its_tools(monkeypatch: pyt
     result = runner.invoke(app, ["check", "cursor"])
     assert result.exit_code == 0, result.output
     assert (
-        "ok: 6 tools (generate, embed, list_models, usage_report, provider_health, route_explain)"
+        "ok: 8 tools (generate, embed, list_models, usage_report, provider_health, cache_stats, cache_purge, route_explain)"
         in result.output
     )
 

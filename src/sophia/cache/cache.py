@@ -33,7 +33,7 @@ from sophia.cache.keys import RequestKeys, request_keys
 from sophia.cache.settings import CacheSettings
 from sophia.cache.store import CacheStore, default_registry
 from sophia.cache.verifier import Verifier, default_verifier
-from sophia.errors import SophiaError, StorageError
+from sophia.errors import ConfigError, SophiaError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class ResponseCache:
         self.settings = settings
         self.store_backend = store
         self._verifier = verifier
+        self._exact_only = False  # set when the verifier cannot be loaded
         self.table = EntryTable()
         self._embed = embed
         self._counters = _Counters()
@@ -118,6 +119,8 @@ class ResponseCache:
 
     def _strategy(self, ctx: CacheContext) -> str:
         configured = self.settings.strategy_for(ctx.model)
+        if self._exact_only and configured == "semantic":
+            configured = "exact"
         return min(configured, ctx.strategy if ctx.strategy in _RANK else "off", key=_RANK.__getitem__)
 
     def _keys(self, request: dict[str, Any], ctx: CacheContext) -> RequestKeys:
@@ -149,6 +152,12 @@ class ResponseCache:
         """The cached answer for ``request``, or None. A failing store counts as a miss (logged)."""
         try:
             return await self._lookup(request, ctx)
+        except ConfigError as exc:  # the verifier's weights: serve exact hits only, say so once
+            if not self._exact_only:
+                log.error("semantic cache disabled, exact hits only: %s", exc.message)
+                self._exact_only = True
+            self._counters.misses += 1
+            return None
         except StorageError as exc:
             log.warning("cache lookup failed, treated as a miss: %s", exc)
             self._counters.misses += 1
@@ -312,6 +321,10 @@ class ResponseCache:
         ids |= self.table.select(tag=tag, model=model, tenant=tenant)
         return await self._drop(ids)
 
+    async def drop(self, entry_ids: Any) -> int:
+        """Delete entries by id (a reported false hit, say); returns how many the store held."""
+        return await self._drop(entry_ids)
+
     async def _drop(self, ids: Any) -> int:
         ids = list(ids)
         deleted = await self.store_backend.delete(ids)
@@ -344,7 +357,6 @@ class ResponseCache:
             "stores": c.stores,
             "tokens_saved": c.tokens_saved,
             "usd_saved": round(c.usd_saved, 6),
-            "threshold": self.threshold,
             "store": self.settings.store,
         }
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from sophia import __version__
-from sophia.cli import ide, keys, mcp, models, router, run, usage
+from sophia.cli import cache, ide, keys, mcp, models, router, run, usage
 from sophia.cli.common import ConfigOption
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ app.add_typer(keys.app, name="keys")
 app.command("usage")(usage.usage)
 app.command("models")(models.models)
 app.add_typer(router.app, name="router")
+app.add_typer(cache.app, name="cache")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(ide.app, name="ide")
 

@@ -1,4 +1,4 @@
-"""The admin API (``/admin/…``): keys, usage and provider health. Needs an admin key.
+"""The admin API (``/admin/…``): keys, usage, provider health and the cache. Needs an admin key.
 
 Off the hot path, so it uses Starlette and pydantic for comfort.
 """
@@ -53,6 +53,27 @@ class KeyUpdate(BaseModel):
     tpm: int | None = Field(None, ge=1)
 
 
+class CachePurge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tag: str | None = Field(None, min_length=1)
+    model: str | None = Field(None, min_length=1)
+    team: str | None = Field(None, min_length=1)
+    all: bool = Field(False, description="Purge every entry (needed when no criterion is given).")
+
+
+class CacheBump(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tag: str = Field(min_length=1, description="A data source whose data changed, e.g. crm.deals.")
+
+
+class CacheReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, description="x-request-id of the wrongly answered request.")
+
+
 def key_json(record: KeyRecord) -> dict[str, Any]:
     """A key as shown to admins: everything but its hash."""
     data = dataclasses.asdict(record)
@@ -102,6 +123,10 @@ def build_admin(gateway: Gateway) -> Starlette:
         Route("/admin/keys/{key_id}", guarded(revoke_key), methods=["DELETE"]),
         Route("/admin/usage", guarded(usage), methods=["GET"]),
         Route("/admin/providers", guarded(providers), methods=["GET"]),
+        Route("/admin/cache", guarded(cache_stats), methods=["GET"]),
+        Route("/admin/cache/purge", guarded(cache_purge), methods=["POST"]),
+        Route("/admin/cache/bump", guarded(cache_bump), methods=["POST"]),
+        Route("/admin/cache/reports", guarded(cache_report), methods=["POST"]),
     ]
     return Starlette(routes=routes)
 
@@ -169,3 +194,46 @@ async def usage(request: Request, gateway: Gateway) -> Any:
 
 async def providers(request: Request, gateway: Gateway) -> Any:
     return gateway.health()
+
+
+def _cache(gateway: Gateway) -> Any:
+    if gateway.cache is None:
+        raise InvalidRequest(
+            "the response cache is off on this gateway (cache.enabled: false)", code="cache_off"
+        )
+    return gateway.cache
+
+
+async def cache_stats(request: Request, gateway: Gateway) -> Any:
+    from sophia.cache import admin
+
+    cache = _cache(gateway)
+    assert gateway.ledger is not None
+    since = parse_since(request.query_params.get("since", "30d"))
+    return {**await admin.stats(cache, gateway.ledger, since), "this_process": await cache.stats()}
+
+
+async def cache_purge(request: Request, gateway: Gateway) -> Any:
+    from sophia.cache import admin
+
+    spec: CachePurge = await _body(request, CachePurge)
+    deleted = await admin.purge(
+        _cache(gateway), tag=spec.tag, model=spec.model, team=spec.team, everything=spec.all
+    )
+    return {"deleted": deleted}
+
+
+async def cache_bump(request: Request, gateway: Gateway) -> Any:
+    spec: CacheBump = await _body(request, CacheBump)
+    return {"tag": spec.tag, "invalidated": await _cache(gateway).bump(spec.tag)}
+
+
+async def cache_report(request: Request, gateway: Gateway) -> Any:
+    from sophia.cache import admin
+
+    spec: CacheReport = await _body(request, CacheReport)
+    assert gateway.ledger is not None
+    key = await gateway.authenticate(request.headers.get("authorization") or "")
+    return await admin.report_false_hit(
+        _cache(gateway), gateway.ledger, spec.request_id, key.id if key else None
+    )

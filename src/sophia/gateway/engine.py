@@ -188,7 +188,7 @@ class Gateway:
             return None  # answered by a model this gateway no longer has: ask again
         if hit is not None:
             similarity = "" if hit.similarity is None else f" cos={hit.similarity:.3f} score={hit.score:.3f}"
-            ticket.trail.append(f"cache={hit.kind}{similarity} age={hit.age_s:.0f}s")
+            ticket.trail.append(f"cache={hit.kind} entry={hit.entry_id}{similarity} age={hit.age_s:.0f}s")
         return hit
 
     def _hit(self, ticket: _Ticket, hit: CacheHit) -> Result:

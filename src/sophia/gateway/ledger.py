@@ -93,6 +93,7 @@ GROUPS = {
     "key": "key_id",
     "task_type": "task_type",
     "endpoint": "endpoint",
+    "cache": "cache",
     "day": None,  # per dialect, below
 }
 _DAY = {
@@ -306,6 +307,15 @@ class Ledger:
             "SELECT ts, task_type, served_model, cost_usd, outcome, cache, metadata "
             f"FROM sophia_usage WHERE {where} ORDER BY ts",
             params,
+        )
+
+    async def find(self, request_id: str) -> dict[str, Any] | None:
+        """The record of one request (None if unknown)."""
+        await self.flush()
+        return await self.db.fetchone(
+            "SELECT ts, request_id, key_id, team, requested_model, served_model, cache, saved_usd, route, outcome "
+            "FROM sophia_usage WHERE request_id = ?",
+            [request_id],
         )
 
     async def report(

@@ -261,4 +261,4 @@ async def routing_policy(ctx: ToolContext) -> str:
 
 
 # Tools defined in sibling modules register on this group when imported.
-from sophia.mcp import ai_route  # noqa: E402, F401
+from sophia.mcp import ai_cache, ai_route  # noqa: E402, F401

@@ -9,7 +9,9 @@ from pydantic import Field, model_validator
 from sophia.mcp.tools import Input, Output
 
 #: mirrors sophia.gateway.ledger.GROUPS (a test keeps them equal; importing the ledger here would slow start-up)
-GroupBy = Literal["model", "requested_model", "provider", "team", "key", "task_type", "endpoint", "day"]
+GroupBy = Literal[
+    "model", "requested_model", "provider", "team", "key", "task_type", "endpoint", "cache", "day"
+]
 Text = Annotated[str, Field(min_length=1, max_length=200_000)]
 
 
