@@ -52,6 +52,7 @@ def test_readme_command_runs(command: str, tmp_path: Path) -> None:
     args = command.split()
     assert args[0] == "sophia"
     args = args[1:]
+
     def is_placeholder(arg: str) -> bool:  # KEY_ID, DATA.csv: values the reader supplies
         stem = arg.split(".", 1)[0]
         return len(stem) > 1 and stem.isupper()

@@ -17,8 +17,8 @@ from platformdirs import user_config_dir, user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from sophia.errors import ConfigError
 from sophia.cache.settings import CacheSettings
+from sophia.errors import ConfigError
 from sophia.mcp.settings import McpSettings
 
 CONFIG_ENV = "SOPHIA_CONFIG"

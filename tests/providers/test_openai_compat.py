@@ -199,7 +199,9 @@ async def test_an_upstream_error_that_echoes_the_key_is_scrubbed(upstream: tuple
     state, url = upstream
     state.status = 401
     state.reply = b'{"error": {"message": "Incorrect API key provided: sk-test-0123456789abcdef. Check it."}}'
-    adapter, session = await adapter_for(vllm, ProviderSettings(base_url=url, api_key="sk-test-0123456789abcdef"))
+    adapter, session = await adapter_for(
+        vllm, ProviderSettings(base_url=url, api_key="sk-test-0123456789abcdef")
+    )
     try:
         with pytest.raises(ProviderHTTPError) as info:
             await adapter.chat(MODEL, CHAT, CallOptions())

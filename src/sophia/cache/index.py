@@ -155,7 +155,9 @@ def groups_for(n: int) -> int:
     return max(16, int(2 * n**0.5))
 
 
-def kmeans(vectors: np.ndarray, n: int, *, seed: int = 0, rounds: int = 8, sample: int = 32_768) -> np.ndarray:
+def kmeans(
+    vectors: np.ndarray, n: int, *, seed: int = 0, rounds: int = 8, sample: int = 32_768
+) -> np.ndarray:
     """Spherical k-means on at most ``sample`` rows: unit centroids, deterministic for a seed."""
     rng = np.random.default_rng(seed)
     rows = vectors if len(vectors) <= sample else vectors[rng.choice(len(vectors), sample, replace=False)]
