@@ -268,11 +268,12 @@ providers:
 models:
   {model}: {{input_price: 1.0, output_price: 2.0, context_window: 8192}}
 storage: {{}}
+cache: {{enabled: false}}  # every benchmark request is the same: with the cache on, it would measure cache hits
 """
 
 
 def start_sophia(ctx: Context) -> Target:
-    """Sophia with keys, budgets, rate limits, the ledger and routing on; no local model."""
+    """Sophia with keys, budgets, rate limits, the ledger and routing on; no local model, no response cache."""
     _require(ctx.sophia_bin, "Sophia")
     port = free_port()
     config = ctx.workdir / "sophia.yaml"
