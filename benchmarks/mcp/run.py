@@ -6,7 +6,9 @@ round (the starting side rotates). Sophia runs with everything on: bearer key, a
 some tools (the filter works), validation, the ledger row per call. Reported per round and as
 medians with ratios (Sophia / bare): round-trip p50/p99 over HTTP in both protocol versions,
 server CPU per call, 8-session throughput (failed calls counted), server RSS over 1,000
-sessions, stdio start time (spawn to the `tools/list` answer) and idle RSS. See README.md.
+sessions, stdio start time (spawn to the `tools/list` answer) and idle RSS. Sophia alone:
+`generate` answered from the response cache, against `echo` plus the cache lookup by itself
+(measured in this process on the same store). See README.md.
 """
 
 from __future__ import annotations
@@ -74,16 +76,70 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: the cached question `generate` asks, its model (a provider that is down: only the cache can answer)
+CACHED_PROMPT = "What was our net revenue retention last quarter?"
+CACHED_MODEL = "vllm/bench"
+CACHED_ANSWER = {
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "112%, up from 108%."},
+                 "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
+}  # fmt: skip
+
+
+def cached_request() -> tuple[dict[str, Any], Any]:
+    """The chat body and cache context that `generate` builds for CACHED_PROMPT (key team "default")."""
+    from sophia.cache import CacheContext
+
+    body = {"model": CACHED_MODEL, "messages": [{"role": "user", "content": CACHED_PROMPT}]}
+    return body, CacheContext(model=CACHED_MODEL, tenant="default")
+
+
+async def seed_cache(config: Path) -> None:
+    from sophia.cache import ResponseCache
+    from sophia.settings import load_settings
+
+    settings = load_settings(config)
+    cache = await ResponseCache.open(settings.cache, settings.database_url, None)
+    body, ctx = cached_request()
+    await cache.store(body, ctx, json.dumps(CACHED_ANSWER).encode(), 12, 8, CACHED_MODEL, 0.0001)
+    await cache.close()
+
+
+async def lookup_alone(config: Path, calls: int, warmup: int) -> dict[str, float]:
+    """The exact-cache lookup by itself, in this process, on the server's store."""
+    from sophia.cache import ResponseCache
+    from sophia.settings import load_settings
+
+    settings = load_settings(config)
+    cache = await ResponseCache.open(settings.cache, settings.database_url, None)
+    times = []
+    try:
+        for i in range(warmup + calls):
+            body, ctx = cached_request()
+            t0 = time.perf_counter()
+            hit = await cache.lookup(body, ctx)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+            assert hit is not None and hit.kind == "exact"
+    finally:
+        await cache.close()
+    times.sort()
+    return {"p50_ms": times[len(times) // 2] * 1000, "p99_ms": times[int(len(times) * 0.99)] * 1000}
+
+
 def sophia_setup(work: Path) -> tuple[Path, str]:
-    """A config (own data dir, no model provider) and a key limited to some tools."""
+    """A config (own data dir, one provider that is down), a key limited to some tools, a cached answer."""
     config = work / "sophia.yaml"
-    config.write_text(json.dumps({"home": str(work / "home"), "providers": {"local": {"enabled": False}}}))
+    providers = {"local": {"enabled": False}, "vllm": {"base_url": "http://127.0.0.1:9/v1"}}
+    config.write_text(json.dumps({"home": str(work / "home"), "providers": providers}))
+    asyncio.run(seed_cache(config))
     code = (
         "import asyncio, sys\n"
         "from sophia.gateway.keys import KeyStore\nfrom sophia.settings import load_settings\n"
         "async def go():\n"
         "    store = await KeyStore.open(load_settings(sys.argv[1]).database_url)\n"
-        "    secret, _ = await store.create(name='bench', allowed_tools=['bench/echo', 'bench/list_*', 'ai/*'])\n"
+        "    secret, _ = await store.create(name='bench', allowed_tools=['bench/echo', 'bench/list_*', 'bench/generate'])\n"
         "    await store.close(); print(secret)\n"
         "asyncio.run(go())\n"
     )
@@ -120,16 +176,22 @@ async def session(server: Server, mode: str, body: Callable[[Client], Awaitable[
         return await body(client)
 
 
-async def latency(server: Server, mode: str, calls: int, warmup: int) -> dict[str, float]:
+async def latency(
+    server: Server, mode: str, calls: int, warmup: int, tool: str = "echo", args: dict[str, Any] | None = None
+) -> dict[str, float]:
+    args = args or {"text": "hi"}
+
     async def body(client: Client) -> dict[str, float]:
         for _ in range(warmup):
-            await client.call_tool("echo", {"text": "hi"})
+            await client.call_tool(tool, args)
         cpu0, times = server.cpu_seconds(), []
         for _ in range(calls):
             t0 = time.perf_counter()
-            result = await client.call_tool("echo", {"text": "hi"})
+            result = await client.call_tool(tool, args)
             times.append(time.perf_counter() - t0)
-            assert not result.is_error
+            assert not result.is_error, result.content
+            if tool == "generate":
+                assert result.structured_content["cache"] == "exact", result.structured_content
         cpu = server.cpu_seconds() - cpu0
         times.sort()
         return {
@@ -220,6 +282,13 @@ async def round_(args: argparse.Namespace, config: Path, key: str, order: list[s
             out[name]["idle_rss_mb"] = server.rss_mb()
             for era, mode in ERAS.items():
                 out[name][f"rt_{era}"] = await latency(server, mode, args.calls, args.warmup)
+                if name == "sophia":
+                    generate = {"prompt": CACHED_PROMPT, "model": CACHED_MODEL}
+                    out[name][f"generate_hit_{era}"] = await latency(
+                        server, mode, args.calls, args.warmup, "generate", generate
+                    )
+            if name == "sophia":
+                out[name]["lookup_alone"] = await lookup_alone(config, args.calls, args.warmup)
             out[name]["throughput_8"] = await throughput(server, "legacy", 8, args.seconds)
             out[name]["throughput_8_modern"] = await throughput(server, "2026-07-28", 8, args.seconds)
             out[name]["sessions"] = await churn(server, "legacy", args.sessions)
@@ -248,6 +317,14 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         bare, sophia = med("bare", *path), med("sophia", *path)
         table["/".join(path)] = {"bare": round(bare, 3), "sophia": round(sophia, 3),
                                  "ratio": round(sophia / bare, 3) if bare else None}  # fmt: skip
+    for era in ERAS:
+        generate = statistics.median(r["sophia"][f"generate_hit_{era}"]["p50_ms"] for r in rounds)
+        echo = med("sophia", f"rt_{era}", "p50_ms")
+        lookup = statistics.median(r["sophia"]["lookup_alone"]["p50_ms"] for r in rounds)
+        table[f"generate_cache_hit_{era}/p50_ms"] = {
+            "bare": round(echo + lookup, 3), "sophia": round(generate, 3),
+            "ratio": round(generate / (echo + lookup), 3),
+        }  # fmt: skip
     return table
 
 
@@ -276,7 +353,9 @@ def main() -> None:
     }
     if args.output:
         args.output.write_text(json.dumps(result, indent=2))
-    print(f"{'metric':38} {'bare':>10} {'sophia':>10} {'ratio':>7}")
+    print(
+        f"{'metric':38} {'bare':>10} {'sophia':>10} {'ratio':>7}   (generate_cache_hit: bare = echo + lookup)"
+    )
     for metric, row in result["summary"].items():
         print(f"{metric:38} {row['bare']:>10} {row['sophia']:>10} {row['ratio']!s:>7}")
 

@@ -178,21 +178,23 @@ class Gateway:
 
     # -- cache ----------------------------------------------------------------------------------
 
-    async def _lookup(self, ticket: _Ticket, body: dict[str, Any]) -> CacheHit | None:
-        """The cached answer for an admitted chat request (None: call a model, keys kept on the ticket)."""
+    async def _lookup(self, ticket: _Ticket, body: dict[str, Any]) -> tuple[CacheHit, ModelInfo] | None:
+        """The cached answer for an admitted chat request and the model that gave it (None: call a model;
+        the request's cache keys stay on the ticket for storing the answer)."""
         if self.cache is None:
             return None
         ticket.cache = cache_context(ticket.requested, ticket.key, ticket.metadata)
         hit = await self.cache.lookup(body, ticket.cache)
-        if hit is not None and self.catalog.models.get(hit.model_id) is None:
+        if hit is None:
+            return None
+        info = self.catalog.model(hit.model_id)
+        if info is None:
             return None  # answered by a model this gateway no longer has: ask again
-        if hit is not None:
-            similarity = "" if hit.similarity is None else f" cos={hit.similarity:.3f} score={hit.score:.3f}"
-            ticket.trail.append(f"cache={hit.kind} entry={hit.entry_id}{similarity} age={hit.age_s:.0f}s")
-        return hit
+        similarity = "" if hit.similarity is None else f" cos={hit.similarity:.3f} score={hit.score:.3f}"
+        ticket.trail.append(f"cache={hit.kind} entry={hit.entry_id}{similarity} age={hit.age_s:.0f}s")
+        return hit, info
 
-    def _hit(self, ticket: _Ticket, hit: CacheHit) -> Result:
-        info = self.catalog.models[hit.model_id]
+    def _hit(self, ticket: _Ticket, hit: CacheHit, info: ModelInfo) -> Result:
         self._record(ticket, info, Usage(), 0.0, "ok", None, 200, None, hit.kind, hit.cost_usd)
         route = ticket.route()
         return Result(hit.body, info, Usage(), 0.0, 0, route, ticket.request_id, hit.kind, hit.cost_usd)
@@ -221,9 +223,9 @@ class Gateway:
         upstream = upstream_body(body)
         try:
             await self._admit(key, params.model)
-            hit = await self._lookup(ticket, body)
-            if hit is not None:
-                return self._hit(ticket, hit)
+            cached = await self._lookup(ticket, body)
+            if cached is not None:
+                return self._hit(ticket, *cached)
             route = await self._resolve(ticket, body, key)
             completion, info = await self._run(
                 route, ticket, lambda adapter, model, opts: adapter.chat(model, upstream, opts)
@@ -290,12 +292,11 @@ class Gateway:
 
         try:
             await self._admit(key, params.model)
-            hit = await self._lookup(ticket, body)
-            if hit is not None:
+            cached = await self._lookup(ticket, body)
+            if cached is not None:
+                hit, info = cached
                 replay = ReplayStream(hit.body, include_usage)
-                call = StreamCall(
-                    self, ticket, self.catalog.models[hit.model_id], replay, await anext(replay)
-                )
+                call = StreamCall(self, ticket, info, replay, await anext(replay))
                 call.cache, call.saved_usd = hit.kind, hit.cost_usd
                 return call
             route = await self._resolve(ticket, body, key)
