@@ -25,11 +25,16 @@ async def test_exact_hit_returns_the_stored_answer_and_usage(cache: ResponseCach
     assert stats["usd_saved"] == pytest.approx(0.0002)
 
 
-async def test_miss_on_an_empty_cache_fills_the_embedding_for_the_router(cache: ResponseCache) -> None:
-    context = ctx()
-    assert await cache.lookup(chat("What is our refund policy?"), context) is None
-    assert context.embedding is not None and context.embedding.shape == (384,)
-    assert (await cache.stats())["misses"] == 1
+async def test_a_miss_embeds_only_when_there_is_something_to_compare(cache: ResponseCache) -> None:
+    empty = ctx()
+    assert await cache.lookup(chat("What is our refund policy?"), empty) is None
+    assert empty.embedding is None  # nothing stored in its namespace: the store will embed, off the path
+    await cache.store(chat("What is our refund policy?"), empty, b"{}", 1, 1, "m", 0.0)
+    assert empty.embedding is not None and empty.embedding.shape == (384,)
+    other = ctx()
+    assert await cache.lookup(chat("Which plans include SSO?"), other) is None
+    assert other.embedding is not None  # filled for the store and the router
+    assert (await cache.stats())["misses"] == 2
 
 
 async def test_tenants_do_not_share_answers_unless_configured(cache_factory: Callable[..., Any]) -> None:

@@ -14,7 +14,6 @@ A third-party store is a ``CacheStore`` subclass registered from a plugin's
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -94,10 +93,9 @@ class CacheStoreRegistry:
 
 
 def default_registry() -> CacheStoreRegistry:
-    """The built-in stores, then those of installed plugins (``register_cache_stores`` hook)."""
+    """The built-in stores and those of installed plugins (``register_cache_stores`` hook)."""
     from sophia.plugins import call_hook
 
     registry = CacheStoreRegistry()
-    importlib.import_module("sophia.cache.builtin").register_cache_stores(registry)
     call_hook("register_cache_stores", registry)
     return registry
