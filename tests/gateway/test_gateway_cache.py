@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from redis.asyncio import Redis
 
 from fakes.helpers import chat, gateway_settings
 from fakes.upstream import FakeUpstream
 from sophia.gateway import auto
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
+from sophia.storage.testing import TEST_REDIS_URL
 
 MODEL = "vllm/priced"  # $1 / $2 per million tokens: a call costs 0.00002 USD (10 in, 5 out)
 COST = 10 * 1.0 / 1e6 + 5 * 2.0 / 1e6
@@ -224,3 +228,36 @@ async def test_admin_api_stats_purge_bump_and_false_hit_reports(gw: Gateway) -> 
         assert stats["entries"] == 0 and stats["false_hits_reported"] == 1
         forbidden = await http.get("/admin/cache", headers={"Authorization": f"Bearer {user}"})
         assert forbidden.status_code == 403
+
+
+@pytest.mark.redis
+async def test_two_gateways_share_answers_and_bumps_through_redis(upstream: FakeUpstream) -> None:
+    prefix = f"sophia-test:{secrets.token_hex(6)}:"
+    settings = gateway_settings(
+        upstream.url,
+        cache={"enabled": True, "store": "redis", "redis_prefix": prefix},
+        storage={"redis_url": TEST_REDIS_URL},
+    )
+    first, second = Gateway(settings), Gateway(settings)
+    await first.start()
+    await second.start()
+    body = chat(MODEL, "Which accounts churned in March?", metadata={"sources": "crm.accounts"})
+    try:
+        assert (await first.chat(body, None)).cache == "miss"
+        await settled(first)
+        for _ in range(100):  # the other instance's index follows the Redis stream within milliseconds
+            if (result := await second.chat(body, None)).cache == "exact":
+                break
+            await asyncio.sleep(0.05)
+        assert result.cache == "exact" and upstream.calls["priced"] == 1
+        assert second.cache is not None
+        await second.cache.bump("crm.accounts")
+        assert (await first.chat(body, None)).cache == "miss"  # the bump reached the first gateway
+    finally:
+        await first.close()
+        await second.close()
+        redis = Redis.from_url(TEST_REDIS_URL)
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
