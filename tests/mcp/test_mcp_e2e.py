@@ -35,6 +35,11 @@ needs_npx = pytest.mark.skipif(
     NPX is None, reason="npx (Node.js) is not installed: the npm clients cannot run"
 )
 
+#: the AI server's tools, in the order tools/list gives them
+AI_TOOLS = [
+    "generate", "embed", "list_models", "usage_report", "provider_health", "cache_stats", "cache_purge", "route_explain"
+]  # fmt: skip
+
 
 @dataclass
 class Served:
@@ -123,16 +128,7 @@ async def test_stdio_server_answers_the_sdk_client(tmp_path: Path, upstream: Fak
         tools = [t.name for t in (await client.list_tools()).tools]
         result = await client.call_tool("generate", {"prompt": "via stdio", "priority": "cost"})
     assert era == ("2025-11-25" if mode == "legacy" else "2026-07-28")
-    assert tools == [
-        "generate",
-        "embed",
-        "list_models",
-        "usage_report",
-        "provider_health",
-        "cache_stats",
-        "cache_purge",
-        "route_explain",
-    ]
+    assert tools == AI_TOOLS
     assert result.structured_content["answer"] == "echo: via stdio", text(result)
     assert result.structured_content["model"] == "vllm/fast"
 
@@ -172,9 +168,7 @@ def test_inspector_lists_tools_with_a_bearer_header(served: Served) -> None:
         f"Authorization: Bearer {served.key}",
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert [t["name"] for t in json.loads(done.stdout)["tools"]] == [
-        "generate", "embed", "list_models", "usage_report", "provider_health", "cache_stats", "cache_purge", "route_explain"
-    ]  # fmt: skip
+    assert [t["name"] for t in json.loads(done.stdout)["tools"]] == AI_TOOLS
 
 
 @needs_npx
@@ -219,16 +213,7 @@ async def test_mcp_remote_bridges_to_the_http_server(served: Served, tmp_path: P
     async with Client(params, mode="legacy", read_timeout_seconds=120) as client:
         tools = [t.name for t in (await client.list_tools()).tools]
         health = await client.call_tool("provider_health", {})
-    assert tools == [
-        "generate",
-        "embed",
-        "list_models",
-        "usage_report",
-        "provider_health",
-        "cache_stats",
-        "cache_purge",
-        "route_explain",
-    ]
+    assert tools == AI_TOOLS
     assert not health.is_error
 
 
