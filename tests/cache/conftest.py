@@ -1,4 +1,7 @@
-"""Fixtures for the cache tests: ResponseCaches on a fresh SQLite file (a second one is a restart)."""
+"""Fixtures for the cache tests: ResponseCaches on a fresh database (a second one is a restart).
+
+The local store runs on SQLite and, for the same tests, on the real PostgreSQL (a fresh schema).
+"""
 
 from __future__ import annotations
 
@@ -10,22 +13,24 @@ import pytest
 
 from sophia.cache import CacheSettings, ResponseCache
 from sophia.cache.store_local import LocalStore
+from sophia.storage.testing import database_url
 
 
-@pytest.fixture
-async def cache_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """Open ResponseCaches on one SQLite file (so a second one is a restart); closes them at the end."""
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def cache_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Open ResponseCaches on one database (so a second one is a restart); closes them at the end."""
     opened: list[ResponseCache] = []
+    async with database_url(request.param, tmp_path) as url:
 
-    async def factory(**settings: Any) -> ResponseCache:
-        cache = ResponseCache(CacheSettings(**settings), LocalStore(f"sqlite:///{tmp_path / 'cache.db'}"))
-        await cache.start()
-        opened.append(cache)
-        return cache
+        async def factory(**settings: Any) -> ResponseCache:
+            cache = ResponseCache(CacheSettings(**settings), LocalStore(url))
+            await cache.start()
+            opened.append(cache)
+            return cache
 
-    yield factory
-    for c in opened:
-        await c.close()  # idempotent
+        yield factory
+        for c in opened:
+            await c.close()  # idempotent
 
 
 @pytest.fixture
