@@ -60,15 +60,20 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
         "5",
         "--model",
         "openai/*",
+        "--tool",
+        "ai/generate",
+        "--tool",
+        "ai/list_*",
     )
     assert made.returncode == 0, made.stderr
     secret = re.search(r"sk-sophia-\S+", made.stdout)
     assert secret is not None
     listed = sophia("keys", "list", "--config", str(config), "--json")
     rows = json.loads(listed.stdout)
-    assert [(r["name"], r["team"], r["rpm"], r["budget_daily_usd"], r["allowed_models"]) for r in rows] == [
-        ("ci", "data", 60, 5.0, ["openai/*"])
-    ]
+    assert [
+        (r["name"], r["team"], r["rpm"], r["budget_daily_usd"], r["allowed_models"], r["allowed_tools"])
+        for r in rows
+    ] == [("ci", "data", 60, 5.0, ["openai/*"], ["ai/generate", "ai/list_*"])]
     assert secret.group(0) not in listed.stdout  # secrets are never listed
     assert sophia("keys", "revoke", "--config", str(config), rows[0]["id"]).returncode == 0
     again = sophia("keys", "revoke", "--config", str(config), rows[0]["id"])

@@ -78,7 +78,7 @@ async def test_lookups(store: KeyStore) -> None:
         name="full",
         admin=True,
         allowed_models=["openai/*", "local"],
-        allowed_tools=("sql.query",),
+        allowed_tools=("bi/sql_query",),
         budget_daily_usd=1.5,
         budget_monthly_usd=20,
         metadata={"purpose": "tests", "n": 1},
@@ -86,7 +86,7 @@ async def test_lookups(store: KeyStore) -> None:
     assert await store.get_by_secret(secret) == record
     assert await store.get(record.id) == record
     assert record.allowed_models == ("openai/*", "local")
-    assert record.allowed_tools == ("sql.query",)
+    assert record.allowed_tools == ("bi/sql_query",)
     assert record.budget_monthly_usd == 20.0
     assert record.metadata == {"purpose": "tests", "n": 1}
     assert record.admin is True
@@ -128,6 +128,8 @@ async def test_update_changes_limits_and_validates(store: KeyStore) -> None:
         await store.update(key.id, allowed_models="openai/*")
     with pytest.raises(InvalidRequest):
         await store.create(name="bad", tpm=1.5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequest, match="server/tool"):
+        await store.create(name="bad", allowed_tools=["generate"])  # no server: would never match
 
 
 def test_model_and_tool_permissions() -> None:

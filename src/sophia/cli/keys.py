@@ -44,6 +44,10 @@ def create(
         list[str] | None,
         typer.Option("--model", help="Allowed model or alias (repeat; wildcards like openai/*)."),
     ] = None,
+    tool: Annotated[
+        list[str] | None,
+        typer.Option("--tool", help="Allowed MCP tool as server/tool (repeat; wildcards like ai/*)."),
+    ] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests per minute.", min=1)] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute.", min=1)] = None,
     budget_daily: Annotated[float | None, typer.Option(help="USD per UTC day.", min=0)] = None,
@@ -61,6 +65,7 @@ def create(
             team=team,
             admin=admin,
             allowed_models=tuple(model) if model else None,
+            allowed_tools=tuple(tool) if tool else None,
             rpm=rpm,
             tpm=tpm,
             budget_daily_usd=budget_daily,

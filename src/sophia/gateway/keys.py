@@ -133,6 +133,13 @@ def _number(value: Any, field_name: str, kind: type) -> Any:
 
 def _column(name: str, value: Any) -> Any:
     """A field's value as stored, validated."""
+    if name == "allowed_tools" and value is not None:
+        for pattern in value:
+            if not isinstance(pattern, str) or "/" not in pattern:
+                raise InvalidRequest(
+                    f"allowed_tools entries are server/tool patterns, e.g. ai/generate or ai/*; not {pattern!r}",
+                    param=name,
+                )
     if name in ("allowed_models", "allowed_tools"):
         return _names(value, name)
     if name in ("budget_daily_usd", "budget_monthly_usd"):
