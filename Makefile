@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp router-model clean
+.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-cache router-model cache-verifier clean
 
 install: $(STAMP)
 
@@ -48,6 +48,20 @@ bench-mcp: install
 # Rebuild the bundled router from the RouterBench train rows (deterministic).
 router-model: install
 	$(BIN)/sophia router train ../shared/data/routing/routerbench_*_train.csv --out src/sophia/router/data/routerbench.bin
+
+# Semantic cache vs GPTCache on the QQP test split (GPTCache's venv: see benchmarks/cache/README.md).
+bench-cache: install
+	$(BIN)/python benchmarks/cache/run.py
+
+# Rebuild the cache verifier (a cross-encoder) from the QQP dev split (deterministic). torch is used
+# for training only, in a throwaway git-ignored venv; the pin is exact so pip takes the CPU build.
+TORCH_VENV := benchmarks/.work/torch-venv
+cache-verifier: install
+	@test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -c 'import torch, safetensors, numpy' 2>/dev/null || \
+		$(TORCH_VENV)/bin/pip install -q torch==2.13.0 numpy safetensors
+	nice -n 10 $(BIN)/python -m sophia.cache.train --data ../shared/data/cache/qqp_pairs.jsonl.gz \
+		--out src/sophia/cache/verifier.npz --work benchmarks/.work/cache --torch-python $(TORCH_VENV)/bin/python
 
 bench-embeddings: install
 	$(BIN)/python benchmarks/embeddings/run.py --threads 1

@@ -3,8 +3,9 @@
 These run the real MiniLM encoder and the shipped verifier. Hard negatives must miss at the
 default threshold (precision first, chosen on the dev split) and at the benchmark's "balanced"
 operating point 0.5; paraphrases are checked at 0.5, because at the default the QQP-trained
-verifier serves only rewordings it is very sure of. The cases it gets wrong are marked ``xfail``
-(strict) with the reason, so that a better verifier shows up as an XPASS.
+verifier (a cross-encoder) serves only rewordings it is very sure of: of these twelve, about one
+(list vs tuple) scores above its default. The cases it gets wrong are marked ``xfail`` (strict)
+with the reason, so that a better verifier shows up as an XPASS.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from sophia.cache import ResponseCache
 
 BALANCED = 0.5
 UNSURE = "the QQP-trained verifier treats an added clause or a swapped verb as a new question"
+#: served by the earlier feature MLP at 0.5, not by the cross-encoder (scores 0.22-0.46)
+CONSERVATIVE = (
+    "the cross-encoder, trained with unlabelled QQP neighbours as negatives, scores this rewording below 0.5"
+)
 
 PARAPHRASES = [
     pytest.param(
@@ -33,7 +38,11 @@ PARAPHRASES = [
         "How can I update my email address?",
         marks=pytest.mark.xfail(reason=UNSURE, strict=True),
     ),
-    ("How do I export my data to CSV?", "How can I export my data as a CSV file?"),
+    pytest.param(
+        "How do I export my data to CSV?",
+        "How can I export my data as a CSV file?",
+        marks=pytest.mark.xfail(reason=CONSERVATIVE, strict=True),
+    ),
     pytest.param(
         "What is a neural network?",
         "Can you explain what a neural network is?",
@@ -49,13 +58,21 @@ PARAPHRASES = [
         "What's the difference between a list and a tuple in Python?",
         "What is the difference between lists and tuples in Python?",
     ),
-    ("How long does shipping to Canada take?", "How many days does shipping to Canada take?"),
+    pytest.param(
+        "How long does shipping to Canada take?",
+        "How many days does shipping to Canada take?",
+        marks=pytest.mark.xfail(reason=CONSERVATIVE, strict=True),
+    ),
     pytest.param(
         "Can I pay with PayPal?",
         "Is it possible to pay with PayPal?",
         marks=pytest.mark.xfail(reason=UNSURE, strict=True),
     ),
-    ("How do I enable two-factor authentication?", "How can I turn on two-factor authentication?"),
+    pytest.param(
+        "How do I enable two-factor authentication?",
+        "How can I turn on two-factor authentication?",
+        marks=pytest.mark.xfail(reason=CONSERVATIVE, strict=True),
+    ),
 ]
 
 HARD_NEGATIVES = [

@@ -65,17 +65,22 @@ async def test_a_repeated_request_is_answered_from_the_exact_cache(
     assert "cache=exact" in rows[1]["route"]
 
 
-async def test_a_paraphrase_hits_the_semantic_cache_and_a_look_alike_does_not(
-    gw: Gateway, upstream: FakeUpstream
-) -> None:
-    await gw.chat(chat(MODEL, "How do I reset my password?"), None)
-    await settled(gw)
-    paraphrase = await gw.chat(chat(MODEL, "How can I reset my password?"), None)
-    assert paraphrase.cache == "semantic"
-    assert "cache=semantic entry=" in paraphrase.route and " cos=" in paraphrase.route
-    look_alike = await gw.chat(chat(MODEL, "How do I reset my router?"), None)
-    assert look_alike.cache == "miss"
-    assert upstream.calls["priced"] == 2
+async def test_a_paraphrase_hits_the_semantic_cache_and_a_look_alike_does_not(upstream: FakeUpstream) -> None:
+    # the benchmark's balanced operating point: the gateway's wiring is under test here; the
+    # verifier's own quality at its default is tested in tests/cache and measured in benchmarks/cache
+    gw = cached_gateway(upstream, threshold=0.5)
+    await gw.start()
+    try:
+        await gw.chat(chat(MODEL, "How can I cancel my subscription?"), None)
+        await settled(gw)
+        paraphrase = await gw.chat(chat(MODEL, "How do I cancel my subscription?"), None)
+        assert paraphrase.cache == "semantic"
+        assert "cache=semantic entry=" in paraphrase.route and " cos=" in paraphrase.route
+        look_alike = await gw.chat(chat(MODEL, "How do I pause my subscription?"), None)
+        assert look_alike.cache == "miss"
+        assert upstream.calls["priced"] == 2
+    finally:
+        await gw.close()
 
 
 async def test_high_temperature_only_reuses_exact_answers(gw: Gateway) -> None:

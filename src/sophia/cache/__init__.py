@@ -4,7 +4,7 @@ Public API: ``ResponseCache``, ``CacheContext``, ``CacheHit``, ``CacheSettings``
 
 * ``keys`` - namespace (model, system prompt, parameters, sampling band, tenant, tags) and exact key
 * ``text`` - the user text compared by the semantic layer
-* ``features``, ``mlp``, ``verifier`` - the pair classifier that accepts or rejects a neighbour
+* ``features``, ``cross_encoder``, ``verifier`` - the pair classifier that accepts or rejects a neighbour
 * ``index``, ``entries`` - in-memory vector indexes and entry table
 * ``store``, ``store_local``, ``store_redis``, ``builtin`` - stores and their registry
 * ``dataset``, ``pairs``, ``train`` - the verifier's training (dev split of QQP)

@@ -1,140 +1,264 @@
-"""Rebuild the verifier's weights from the dev split of the QQP pairs (never the test split).
+"""Rebuild the verifier (a cross-encoder) from the dev split of the QQP pairs, never the test split.
 
-    python -m sophia.cache.train --data ../shared/data/cache/qqp_pairs.jsonl.gz \\
-        --out src/sophia/cache/verifier.npz [--cache-dir benchmarks/.work/cache]
+    make cache-verifier
+    # = python -m sophia.cache.train --data ../shared/data/cache/qqp_pairs.jsonl.gz \\
+    #       --out src/sophia/cache/verifier.npz --work benchmarks/.work/cache \\
+    #       --torch-python benchmarks/.work/torch-venv/bin/python
 
-Steps, all deterministic (fixed seeds, sorted inputs):
+Three steps, all deterministic (fixed seeds, sorted inputs, stable hashes):
 
-1. embed every dev text with the bundled MiniLM (cached under ``--cache-dir`` when given);
-2. build the lexicon: IDF of content-word stems over dev texts, and a 64-d word-vector table
-   (MiniLM embeddings of the most frequent surface form of each stem, projected by PCA);
-3. build training pairs the way the cache meets them (``sophia.cache.pairs``);
-4. pick the threshold out of fold: train on 3/4 of the dev components, score the held-out quarter,
-   replay the benchmark's standard protocol on dev with those scores (guards included), and take
-   the lowest threshold whose precision reaches ``--target-precision`` (0.95: "right 19 times out
-   of 20"); every dev operating point is stored in the file's ``info``;
-5. train the final model on every dev pair and write weights, lexicon and threshold to ``--out``.
+1. **prepare** (numpy): split dev by a stable hash of its components (texts linked by any pair)
+   into a training part and a held-out part (``--holdout`` percent, 15); build the training
+   pairs from the training part: every labelled pair, plus negatives mined the way the cache
+   meets them: each ``b`` against its nearest ``a``s and each ``a`` against its nearest other
+   ``a``s (gateway mode), above the verifier's cosine floor, that are neither the same question
+   nor labelled duplicates (neighbours that the labels link only through a chain are left out:
+   they are mostly paraphrases). Each pair is put in a stable random order (training is then
+   symmetric in expectation) and tokenised as ``[CLS] a [SEP] b [SEP]``; a stable sample of
+   ``--max-pairs`` (64,000) is kept, to fit the CPU budget.
+2. **fit** (torch, in a throwaway venv outside the project's dependencies: ``cross_fit.py``):
+   fine-tune the first ``LAYERS`` (4) MiniLM blocks (the embeddings stay as shipped) and a linear
+   head: ``--rounds`` (2) runs of ``--epochs`` (1), each starting from the last one's weights
+   with a fresh learning-rate schedule and another shuffle. About 11 minutes a round on 2 cores.
+3. **calibrate** (numpy, the run-time code): replay the benchmark's protocol on the held-out
+   part, standard and gateway mode, with the shipped two-stage verifier, and take the lowest
+   threshold whose precision reaches ``--target-precision`` (standard) and
+   ``--target-gateway`` (gateway). Every held-out operating point is stored in the file.
 
-About ten minutes on two cores with the embeddings cached (some eight more to embed the dev split once).
-Rebuilding gives the same weights on the same machine (float32 BLAS sums may differ in the last
-bits on another CPU).
+Steps 1 and 3 run in the project's venv, step 2 in ``--torch-python`` (``torch==2.13.0``, CPU).
+About 30 minutes in all with the dev embeddings cached in ``--work`` (some 12 more to embed dev
+once). Rebuilding gives the same pairs; the weights agree up to float32 summation order (torch's
+CPU kernels may differ in the last bits between machines).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
+import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise, top_k
-from sophia.cache.features import QUESTION_WORDS, SCALAR_NAMES, STOPWORDS, Lexicon, analyse, stem
-from sophia.cache.mlp import MLP, FitOptions, fit
-from sophia.cache.pairs import PairSet, build_pairs, components
-from sophia.cache.verifier import FORMAT, Verifier
+from sophia.cache.pairs import components
+from sophia.cache.verifier import FORMAT, WEIGHTS_FILE, Verifier
+from sophia.providers.minilm import default_model_dir, get_minilm
 
 SEED = 20240
-WORD_DIM = 64
-MIN_DOC_FREQ = 2
-NEIGHBOUR_WEIGHT = 1.0
+LAYERS, FROZEN = 4, 0
+FLOOR, JUDGED = 0.75, 2
+MINED_K = 2
+MAX_TRAIN_TOKENS = 128
+CANDIDATES, MIN_COSINE = 4, 0.6  # the cache's defaults (CacheSettings)
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build_lexicon(texts: list[str], cache_dir: Path | None) -> Lexicon:
-    """IDF over ``texts`` and PCA-projected MiniLM vectors of every stem seen ``MIN_DOC_FREQ`` times."""
-    doc_freq: Counter[str] = Counter()
-    surface: dict[str, Counter[str]] = {}
-    for text in texts:
-        info = analyse(text)
-        doc_freq.update(info.content)
-        for word in info.words:
-            if word not in STOPWORDS and word not in QUESTION_WORDS:
-                surface.setdefault(stem(word), Counter())[word] += 1
-    words = sorted(w for w, n in doc_freq.items() if n >= MIN_DOC_FREQ and w in surface)
-    n_docs = len(texts)
-    idf = np.array([np.log(n_docs / doc_freq[w]) for w in words], dtype=np.float16)
-    forms = [surface[w].most_common(1)[0][0] for w in words]
-    vectors = Embeddings.compute(forms, cache_dir).of(forms)
-    centred = vectors - vectors.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    sign = np.sign(vt[:WORD_DIM, :1] + 1e-12)  # fix the SVD sign ambiguity for reproducibility
-    projected = centred @ (vt[:WORD_DIM] * sign).T
-    projected /= np.maximum(np.linalg.norm(projected, axis=1, keepdims=True), 1e-6)
-    return Lexicon(words, idf, projected.astype(np.float16), float(np.log(n_docs)))
+def stable(text: str, salt: str = "") -> int:
+    return int.from_bytes(hashlib.blake2b(f"{salt}{text}".encode(), digest_size=8).digest(), "big")
 
 
-def featurise(ps: PairSet, emb: Embeddings, verifier: Verifier) -> np.ndarray:
-    started = time.perf_counter()
-    x = np.empty((len(ps.left), len(SCALAR_NAMES) + 2 * 384 + 2 * verifier.lexicon.dim), dtype=np.float32)
-    for start in range(0, len(ps.left), 8192):
-        end = start + 8192
-        left, right = ps.left[start:end], ps.right[start:end]
-        x[start:end] = verifier.features(left, emb.of(left), right, emb.of(right))
-    log(f"  features of {len(ps.left):,} pairs in {time.perf_counter() - started:.0f}s")
-    return x
+def split_dev(dev: list[Pair], holdout_pct: int) -> tuple[list[Pair], list[Pair]]:
+    """Training part and held-out part of dev, whole components (linked texts) on one side."""
+    comp = components(dev)
+    held = [stable(str(comp[normalise(p.a)]), "holdout") % 100 < holdout_pct for p in dev]
+    return [p for p, h in zip(dev, held, strict=True) if not h], [
+        p for p, h in zip(dev, held, strict=True) if h
+    ]
 
 
-def fold_of(groups: np.ndarray, folds: int) -> np.ndarray:
-    return (groups * 2654435761 % 2**32) % folds
+def training_pairs(part: list[Pair], emb: Embeddings, k: int = MINED_K) -> list[tuple[str, str, float, int]]:
+    """(left, right, label, source) with source 0 labelled, 1 b->a neighbour, 2 a->a neighbour."""
+    direct = {frozenset((normalise(p.a), normalise(p.b))): p.duplicate for p in part}
+    linked = components(part, duplicates_only=True)
+    seen: set[frozenset[str]] = set()
+    out: list[tuple[str, str, float, int]] = []
+
+    def add(x: str, y: str, source: int) -> None:
+        nx, ny = normalise(x), normalise(y)
+        key = frozenset((nx, ny))
+        if nx == ny or key in seen:
+            return
+        label = direct.get(key)
+        if label is None and linked.get(nx, -1) == linked.get(ny, -2):
+            return  # linked through a chain of duplicate labels: most likely the same question
+        seen.add(key)
+        out.append((x, y, float(bool(label)), source))
+
+    for p in part:
+        add(p.a, p.b, 0)
+    a_texts = sorted({p.a for p in part})
+    a_emb = emb.of(a_texts)
+    b_texts = sorted({p.b for p in part})
+    for kind, queries, q_emb, extra in ((1, b_texts, emb.of(b_texts), 0), (2, a_texts, a_emb, 1)):
+        idx, sims = top_k(q_emb, a_emb, k + extra)
+        for i, text in enumerate(queries):
+            for j, s in zip(idx[i], sims[i], strict=True):
+                if s >= FLOOR:
+                    add(text, a_texts[j], kind)
+    return out
 
 
-def fold_models(x: np.ndarray, ps: PairSet, folds: int, opts: FitOptions) -> list[MLP]:
-    """One model per fold, trained on the pairs that touch no text of that fold's components."""
-    fold_l, fold_r = fold_of(ps.group_left, folds), fold_of(ps.group_right, folds)
-    models = []
-    for f in range(folds):
-        train = (fold_l != f) & (fold_r != f) & (ps.weight > 0)
-        log(f"  fold {f + 1}/{folds}: training on {int(train.sum()):,} pairs")
-        models.append(fit(x[train], ps.label[train], ps.weight[train], opts))
-    return models
+def prepare(part: list[Pair], emb: Embeddings, work: Path, max_pairs: int) -> Path:
+    from tokenizers import Tokenizer
+
+    pairs = training_pairs(part, emb)
+    if len(pairs) > max_pairs:  # a stable random sample, to fit the CPU budget
+        ranked = sorted(range(len(pairs)), key=lambda i: stable(pairs[i][0] + "\n" + pairs[i][1], "sample"))
+        pairs = [pairs[i] for i in sorted(ranked[:max_pairs])]
+    tokenizer = Tokenizer.from_file(str(default_model_dir() / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=256)
+    tokenizer.no_padding()
+    ordered = [(y, x) if stable(x + "\n" + y, "order") % 2 else (x, y) for x, y, _, _ in pairs]
+    encodings = tokenizer.encode_batch(ordered)
+    keep = [i for i, e in enumerate(encodings) if len(e.ids) <= MAX_TRAIN_TOKENS]
+    lengths = np.array([len(encodings[i].ids) for i in keep])
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    label = np.array([pairs[i][2] for i in keep], dtype=np.float32)
+    source = np.array([pairs[i][3] for i in keep], dtype=np.int8)
+    path = work / "cross-train.npz"
+    np.savez(
+        path,
+        ids=np.concatenate([encodings[i].ids for i in keep]).astype(np.int32),
+        types=np.concatenate([encodings[i].type_ids for i in keep]).astype(np.int8),
+        offsets=offsets,
+        label=label,
+        weight=np.ones(len(keep), dtype=np.float32),
+        source=source,
+        train=np.ones(len(keep), dtype=bool),
+    )
+    counts = {s: int((source == s).sum()) for s in (0, 1, 2)}
+    log(
+        f"{len(keep):,} training pairs ({int(label.sum()):,} positive; by source {counts}), {lengths.sum():,} tokens"
+    )
+    return path
 
 
-def replay_standard(
-    dev: list[Pair], emb: Embeddings, lexicon: Lexicon, models: list[MLP], k: int
-) -> dict[str, np.ndarray]:
-    """The benchmark's standard protocol on dev, fold by fold, with each fold's held-out model.
+def fit(torch_python: Path, work_file: Path, out: Path, epochs: float, rounds: int, threads: int) -> None:
+    """``rounds`` runs of ``epochs`` each, every round starting from the last one's weights (fresh schedule)."""
+    script = Path(__file__).with_name("cross_fit.py")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    for r in range(rounds):
+        cmd = [str(torch_python), str(script), str(work_file), str(default_model_dir()), str(out)]
+        cmd += ["--layers", str(LAYERS), "--frozen", str(FROZEN), "--epochs", str(epochs)]
+        cmd += ["--threads", str(threads), "--seed", str(SEED + r)]
+        cmd += ["--init", str(out)] if r else []
+        log(" ".join(cmd))
+        subprocess.run(cmd, check=True, env=env)
 
-    Each fold holds about a quarter of the dev pairs, as many as the test split has, so the cache
-    is as full as in the benchmark (a fuller cache has more exact repeats and flatters precision).
+
+# -- calibration: the benchmark's protocol replayed on the held-out part ------------------------------
+
+
+def judge_all(
+    verifier: Verifier,
+    queries: list[str],
+    q_emb: np.ndarray,
+    cands: list[list[int]],
+    texts: list[str],
+    emb: np.ndarray,
+) -> list[np.ndarray]:
+    """``verifier.scores`` of each query against its candidates (indices into ``texts``), batched."""
+    plans = [
+        verifier.plan(q, q_emb[i], [texts[j] for j in c], emb[c] if c else emb[:0])
+        for i, (q, c) in enumerate(zip(queries, cands, strict=True))
+    ]
+    work = [(qi, ci) for qi, (_, todo) in enumerate(plans) for ci in todo]
+    probs = verifier.model.probabilities([(queries[qi], texts[cands[qi][ci]]) for qi, ci in work])
+    out = [fixed.copy() for fixed, _ in plans]
+    for (qi, ci), p in zip(work, probs, strict=True):
+        out[qi][ci] = p
+    return out
+
+
+def replay_standard(verifier: Verifier, part: list[Pair], emb: Embeddings) -> dict[str, np.ndarray]:
+    """Best score and correctness of every ``b`` looked up among the part's ``a``s."""
+    a_texts = sorted({p.a for p in part})
+    a_set = {t.strip() for t in a_texts}
+    a_emb = emb.of(a_texts)
+    queries = [p.b for p in part]
+    q_emb = emb.of(queries)
+    idx, sims = top_k(q_emb, a_emb, CANDIDATES)
+    cands = [
+        [int(j) for j, s in zip(idx[i], sims[i], strict=True) if s >= MIN_COSINE] for i in range(len(part))
+    ]
+    scores = judge_all(verifier, queries, q_emb, cands, a_texts, a_emb)
+    best = np.zeros(len(part), np.float32)
+    correct = np.zeros(len(part), bool)
+    for i, p in enumerate(part):
+        if p.b.strip() in a_set:
+            best[i], correct[i] = 2.0, True  # the exact layer answers
+            continue
+        if not cands[i]:
+            continue
+        j = int(np.argmax(scores[i]))
+        best[i] = scores[i][j]
+        hit = normalise(a_texts[cands[i][j]])
+        correct[i] = hit == normalise(p.b) or (p.duplicate and hit == normalise(p.a))
+    return {"best": best, "correct": correct, "duplicate": np.array([p.duplicate for p in part])}
+
+
+def replay_gateway(
+    verifier: Verifier, part: list[Pair], emb: Embeddings, thresholds: np.ndarray
+) -> list[dict[str, float]]:
+    """Gateway mode (look up, store on a miss; the ``a``s then the ``b``s) at each threshold.
+
+    Approximation that keeps it to one cross-encoder pass: a lookup's candidates are its
+    ``CANDIDATES`` nearest *earlier* questions, of which those stored (not answered from the
+    cache themselves) are judged.
     """
-    groups = components(dev)
-    linked_groups = components(dev, duplicates_only=True)
-    folds = len(models)
-    fold = fold_of(np.array([groups[normalise(p.a)] for p in dev]), folds)
-    best, correct = np.zeros(len(dev), np.float32), np.zeros(len(dev), bool)
-    linked = np.zeros(len(dev), bool)
-    for f, model in enumerate(models):
-        rows = np.flatnonzero(fold == f)
-        part = [dev[i] for i in rows]
-        a_texts = sorted({p.a for p in part})
-        idx, _ = top_k(emb.of([p.b for p in part]), emb.of(a_texts), k)
-        queries = [p.b for p in part for _ in range(idx.shape[1])]
-        cands = [a_texts[j] for row in idx for j in row]
-        verifier = Verifier(lexicon, model, 0.5, {})
-        scores = verifier.score_pairs(queries, emb.of(queries), cands, emb.of(cands)).reshape(idx.shape)
-        for r, (i, p) in enumerate(zip(rows, part, strict=True)):
-            row = [1.0 if p.b == a_texts[j] else float(s) for j, s in zip(idx[r], scores[r], strict=True)]
-            j = int(np.argmax(row))
-            best[i] = row[j]
-            c = normalise(a_texts[idx[r, j]])
-            correct[i] = c == normalise(p.b) or (p.duplicate and c == normalise(p.a))
-            linked[i] = correct[i] or linked_groups[c] == linked_groups[normalise(p.b)]
-    return {
-        "best": best,
-        "correct": correct,
-        "linked": linked,
-        "duplicate": np.array([p.duplicate for p in dev]),
-    }
+    seq = [p.a for p in part] + [p.b for p in part]
+    n = len(part)
+    vecs = emb.of(seq)
+    near: list[list[int]] = []
+    for start in range(0, len(seq), 2048):
+        sims = vecs[start : start + 2048] @ vecs.T
+        for r in range(sims.shape[0]):
+            t = start + r
+            row = sims[r, :t]
+            if t == 0:
+                near.append([])
+                continue
+            top = np.argsort(-row, kind="stable")[:CANDIDATES]
+            near.append([int(j) for j in top if row[j] >= MIN_COSINE])
+    scores = judge_all(verifier, seq, vecs, near, seq, vecs)
+    first_of: dict[str, int] = {}
+    for t, text in enumerate(seq):
+        first_of.setdefault(text.strip(), t)
+    points = []
+    for thr in thresholds:
+        stored = np.zeros(len(seq), bool)
+        hits = good = 0
+        for t, text in enumerate(seq):
+            e = first_of[text.strip()]
+            if e < t and stored[e]:
+                hits, good = hits + 1, good + 1
+                continue
+            live = [(s, j) for s, j in zip(scores[t], near[t], strict=True) if stored[j]]
+            s, j = max(live, default=(0.0, -1))
+            if j >= 0 and s >= thr:
+                hits += 1
+                hit = normalise(seq[j])
+                p = part[t % n]
+                own = normalise(p.a if t < n else p.b)
+                good += hit == own or (t >= n and p.duplicate and hit == normalise(p.a))
+            else:
+                stored[t] = True
+        points.append(
+            {"threshold": round(float(thr), 4), "precision": good / max(hits, 1), "hit_rate": hits / len(seq)}
+        )
+    return points
 
 
-def operating_points(replay: dict, thresholds: np.ndarray) -> list[dict[str, float]]:
+def standard_points(replay: dict[str, np.ndarray], thresholds: np.ndarray) -> list[dict[str, float]]:
     points = []
     for t in thresholds:
         hit = replay["best"] >= t
@@ -142,92 +266,100 @@ def operating_points(replay: dict, thresholds: np.ndarray) -> list[dict[str, flo
         points.append(
             {
                 "threshold": round(float(t), 4),
-                "hit_rate": float(hit.mean()),
                 "precision": float(good.sum() / max(hit.sum(), 1)),
-                "precision_linked": float((hit & replay["linked"]).sum() / max(hit.sum(), 1)),
                 "recall": float((good & replay["duplicate"]).sum() / replay["duplicate"].sum()),
+                "hit_rate": float(hit.mean()),
             }
         )
     return points
 
 
+def write(out: Path, trained: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+    arrays: dict[str, np.ndarray] = {
+        k: (v.astype(np.float16) if k.startswith("encoder.") else v.astype(np.float32))
+        for k, v in trained.items()
+    }
+    arrays["info"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, allow_pickle=False, **arrays)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sophia.cache.train", description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="qqp_pairs.jsonl.gz")
-    parser.add_argument("--out", required=True, type=Path, help="where to write verifier.npz")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="keep embeddings here between runs")
-    parser.add_argument("--k", type=int, default=4, help="neighbours per question in the training pairs")
-    parser.add_argument("--folds", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=FitOptions.epochs)
-    parser.add_argument("--target-precision", type=float, default=0.95)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name(WEIGHTS_FILE))
     parser.add_argument(
-        "--choose-by",
-        choices=("linked", "rule"),
-        default="linked",
-        help="precision that picks the threshold: the benchmark's rule, or with label-linked hits right",
+        "--work", type=Path, default=Path("benchmarks/.work/cache"), help="embeddings and intermediate files"
     )
+    parser.add_argument("--torch-python", type=Path, default=Path("benchmarks/.work/torch-venv/bin/python"))
+    parser.add_argument("--steps", default="prepare,fit,calibrate")
+    parser.add_argument("--max-pairs", type=int, default=64_000, help="training pairs (a stable sample)")
     parser.add_argument(
-        "--closure", action="store_true", help="positives through chains of duplicate labels too (a~b, b~c)"
+        "--holdout", type=int, default=15, help="percent of dev held out to choose the threshold"
     )
-    parser.add_argument(
-        "--neighbour-weight",
-        type=float,
-        default=NEIGHBOUR_WEIGHT,
-        help="weight of unlabelled neighbour pairs",
-    )
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=2, help="warm restarts of --epochs each")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--target-precision", type=float, default=0.96)
+    parser.add_argument("--target-gateway", type=float, default=0.94)
     args = parser.parse_args(argv)
-    opts = FitOptions(epochs=args.epochs, seed=SEED)
+    steps = set(args.steps.split(","))
+    started = time.perf_counter()
 
     dev = load_pairs(args.data, split="dev")
-    log(f"{len(dev):,} dev pairs")
     texts = sorted({t for p in dev for t in (p.a, p.b)})
-    emb = Embeddings.compute(texts, args.cache_dir)
-    lexicon = build_lexicon(texts, args.cache_dir)
-    log(f"lexicon: {len(lexicon.index):,} stems")
-    ps = build_pairs(dev, emb, args.k, closure=args.closure, neighbour_weight=args.neighbour_weight)
-    log(f"{len(ps.left):,} training pairs, {int(ps.label.sum()):,} positive")
-    probe = Verifier(lexicon, MLP(np.zeros(1), np.ones(1), [], []), 0.5, {})
-    x = featurise(ps, emb, probe)
-
-    models = fold_models(x, ps, args.folds, opts)
-    replay = replay_standard(dev, emb, lexicon, models, args.k)
-    grid = np.round(np.arange(0.30, 0.9991, 0.005), 4)
-    points = operating_points(replay, grid)
-    key = "precision_linked" if args.choose_by == "linked" else "precision"
-    chosen = next((p for p in points if p[key] >= args.target_precision), points[-1])
-    log(f"dev (out of fold) operating point: {chosen}")
-
-    log("final model on every dev pair")
-    keep = ps.weight > 0
-    model = fit(x[keep], ps.label[keep], ps.weight[keep], opts)
-    info = {
+    emb = Embeddings.compute(texts, args.work)
+    train_part, held = split_dev(dev, args.holdout)
+    log(f"{len(dev):,} dev pairs: {len(train_part):,} to train on, {len(held):,} held out")
+    args.work.mkdir(parents=True, exist_ok=True)
+    work_file, trained_file = args.work / "cross-train.npz", args.work / "cross-trained.npz"
+    if "prepare" in steps:
+        prepare(train_part, emb, args.work, args.max_pairs)
+    if "fit" in steps:
+        fit(args.torch_python, work_file, trained_file, args.epochs, args.rounds, args.threads)
+    if "calibrate" not in steps:
+        return 0
+    with np.load(trained_file) as data:
+        trained = {k: data[k] for k in data.files}
+    info: dict[str, Any] = {
         "format": FORMAT,
-        "scalars": list(SCALAR_NAMES),
-        "threshold": chosen["threshold"],
-        "target_precision": args.target_precision,
-        "chosen_by": key,
-        "k": args.k,
-        "neighbour_weight": args.neighbour_weight,
-        "closure": args.closure,
+        "layers": LAYERS,
+        "frozen": FROZEN,
+        "floor": FLOOR,
+        "judged": JUDGED,
+        "threshold": 0.5,
         "seed": SEED,
-        "epochs": opts.epochs,
-        "hidden": list(opts.hidden),
-        "train_pairs": len(x),
-        "dev_out_of_fold": points,
+        "epochs": args.epochs,
+        "rounds": args.rounds,
+        "holdout_percent": args.holdout,
     }
-    lex = lexicon
-    words = sorted(lex.index, key=lex.index.__getitem__)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {
-        "info": np.frombuffer(json.dumps(info).encode(), dtype=np.uint8),
-        "lex_words": np.array("\n".join(words)),
-        "lex_idf": lex.idf.astype(np.float16),
-        "lex_vectors": lex.vectors.astype(np.float16),
-        "lex_unknown_idf": np.array(lex.unknown_idf, dtype=np.float32),
-    }
-    arrays.update({k: v.astype(np.float32) for k, v in model.to_arrays("mlp_").items()})
-    np.savez_compressed(args.out, allow_pickle=False, **arrays)
-    log(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB), threshold {chosen['threshold']}")
+    write(args.out, trained, info)  # float16 as shipped, so that calibration sees the shipped model
+    verifier = Verifier.load(args.out, get_minilm())
+    grid = np.round(np.arange(0.05, 0.9951, 0.01), 4)
+    log("calibrating on the held-out part: standard mode …")
+    std = standard_points(replay_standard(verifier, held, emb), grid)
+    log("gateway mode …")
+    gw = replay_gateway(verifier, held, emb, grid)
+    chosen = next(
+        (
+            s
+            for s, g in zip(std, gw, strict=True)
+            if s["precision"] >= args.target_precision and g["precision"] >= args.target_gateway
+        ),
+        std[-1],
+    )
+    info.update(
+        threshold=chosen["threshold"],
+        target_precision=args.target_precision,
+        target_gateway=args.target_gateway,
+        dev_holdout_standard=std,
+        dev_holdout_gateway=gw,
+        build_seconds=round(time.perf_counter() - started),
+    )
+    write(args.out, trained, info)
+    gw_chosen = next(g for g in gw if g["threshold"] == chosen["threshold"])
+    log(f"held-out dev at the chosen threshold: standard {chosen}, gateway {gw_chosen}")
+    log(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

@@ -132,8 +132,11 @@ class MiniLM:
             _f(weights["embeddings.LayerNorm.weight"]),
             _f(weights["embeddings.LayerNorm.bias"]),
         )
-        scale = _F32(1.0 / np.sqrt(self.head_dim))
-        self._layers = [_Layer(weights, f"encoder.layer.{i}", scale) for i in range(self.layer_count)]
+        # a pair's second segment (token type 1) adds this to each of its word pieces
+        types = weights["embeddings.token_type_embeddings.weight"]
+        self._type_delta = _f(types[1] - types[0]) if len(types) > 1 else None
+        self._scale = _F32(1.0 / np.sqrt(self.head_dim))
+        self.layers = tuple(self.make_layer(weights, f"encoder.layer.{i}") for i in range(self.layer_count))
 
     @classmethod
     def load(cls, path: Path | None = None) -> MiniLM:
@@ -159,6 +162,13 @@ class MiniLM:
         config = json.loads(files["config.json"].read_text(encoding="utf-8"))
         return cls(tokenizer, load_file(str(files["model.safetensors"])), config)
 
+    def make_layer(self, weights: dict[str, np.ndarray], prefix: str) -> _Layer:
+        """A transformer block from ``weights`` named like the checkpoint's (``prefix`` = ``encoder.layer.N``).
+
+        Used to run fine-tuned blocks in place of some of the model's own (``pair_states``).
+        """
+        return _Layer(weights, prefix, self._scale)
+
     # -- public API ---------------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -180,17 +190,45 @@ class MiniLM:
             ids = np.asarray(self._tokenizer.encode(texts[0]).ids, dtype=np.intp)[None, :]
             out[:] = self._forward(ids, None)
             return out, ids.shape[1]
-        encodings = self._tokenize(texts)
+        lengths = self._grouped(self._tokenize(texts), out, self.layers, normalise=True)
+        return out, int(lengths.sum())
+
+    def pair_states(
+        self, pairs: Sequence[tuple[str, str]], layers: Sequence[_Layer] | None = None
+    ) -> np.ndarray:
+        """Mean-pooled last hidden states (not normalised) of text pairs read as one input each.
+
+        Each pair is ``[CLS] a [SEP] b [SEP]`` with token types 0 and 1 (truncated to 256 word
+        pieces, longest side first), run through ``layers`` (default: the model's own blocks).
+        This is the body of a cross-encoder (``sophia.cache.cross_encoder``); shape ``(n, 384)``.
+        """
+        out = np.empty((len(pairs), self.dim), dtype=_F32)
+        if pairs:
+            encodings = self._tokenizer.encode_batch([(a, b) for a, b in pairs])
+            self._grouped(encodings, out, tuple(layers or self.layers), normalise=False)
+        return out
+
+    def _grouped(
+        self, encodings: list[Encoding], out: np.ndarray, layers: tuple[_Layer, ...], *, normalise: bool
+    ) -> np.ndarray:
+        """Run ``encodings`` in groups of similar length into ``out``; the real length of each row."""
         ids = np.array([e.ids for e in encodings], dtype=np.intp)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.bool_)
+        types = np.array([e.type_ids for e in encodings], dtype=np.intp) if not normalise else None
         lengths = mask.sum(axis=1)
         order = np.argsort(lengths, kind="stable")
         for group in _groups(lengths[order]):
             rows = order[group]
             width = int(lengths[rows[-1]])
             group_mask = mask[rows, :width]
-            out[rows] = self._forward(ids[rows, :width], None if group_mask.all() else group_mask)
-        return out, int(lengths.sum())
+            out[rows] = self._forward(
+                ids[rows, :width],
+                None if group_mask.all() else group_mask,
+                None if types is None else types[rows, :width],
+                layers,
+                normalise=normalise,
+            )
+        return lengths
 
     # -- the network ------------------------------------------------------------------------------
 
@@ -199,26 +237,40 @@ class MiniLM:
             raise TypeError("expected a sequence of strings, not one string")
         return self._tokenizer.encode_batch(list(texts)) if texts else []
 
-    def _forward(self, ids: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """Pooled, normalised embeddings of a batch ``ids`` (B, T); ``mask`` (B, T) marks real tokens.
+    def _forward(
+        self,
+        ids: np.ndarray,
+        mask: np.ndarray | None,
+        types: np.ndarray | None = None,
+        layers: Sequence[_Layer] | None = None,
+        *,
+        normalise: bool = True,
+    ) -> np.ndarray:
+        """Pooled (and normalised) embeddings of a batch ``ids`` (B, T); ``mask`` (B, T) marks real tokens.
 
-        Activations are *packed*: one row per real token, so the dense layers (nearly all the
-        work) never compute padding. Only attention sees the padded (B, T) layout.
+        ``types`` (B, T) are token types (a pair's second segment is 1; None: all 0) and ``layers``
+        the blocks to run (default: the model's). Activations are *packed*: one row per real
+        token, so the dense layers (nearly all the work) never compute padding. Only attention
+        sees the padded (B, T) layout.
         """
         batch, width = ids.shape
         if mask is None:
             x = self._word[ids.reshape(-1)]
             x.reshape(batch, width, self.dim)[:] += self._pos[:width]
+            second = None if types is None else types.reshape(-1).astype(bool)
             layout = None
         else:
             rows, cols = np.nonzero(mask)
             x = self._word[ids[rows, cols]]
             x += self._pos[cols]
+            second = None if types is None else types[rows, cols].astype(bool)
             bias = np.where(mask, _F32(0), _MASKED).astype(_F32)[:, None, None, :]
             # padded rows of the QKV buffer stay zero: masked keys, and values weighted by 0
             layout = (rows * width + cols, np.zeros((batch * width, 3 * self.dim), dtype=_F32), bias)
+        if second is not None and self._type_delta is not None:
+            x[second] += self._type_delta
         _layer_norm(x, self._emb_g, self._emb_b)
-        for layer in self._layers:
+        for layer in self.layers if layers is None else layers:
             x = self._block(layer, x, batch, width, layout)
         if mask is None:
             pooled = x.reshape(batch, width, self.dim).mean(axis=1, dtype=_F32)
@@ -226,6 +278,8 @@ class MiniLM:
             lengths = mask.sum(axis=1)
             starts = np.concatenate([[0], np.cumsum(lengths[:-1])])
             pooled = np.add.reduceat(x, starts, axis=0) / lengths[:, None].astype(_F32)
+        if not normalise:
+            return pooled
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return pooled / np.maximum(norms, _F32(1e-12))
 
