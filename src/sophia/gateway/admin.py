@@ -109,6 +109,7 @@ def build_admin(gateway: Gateway) -> Starlette:
                 key = await gateway.authenticate(request.headers.get("authorization") or "")
                 if key is None or not key.admin:
                     raise PermissionDenied("the admin API needs an admin key")
+                request.state.key = key
                 result = await endpoint(request, gateway)
             except SophiaError as exc:
                 return _fail(exc)
@@ -196,18 +197,10 @@ async def providers(request: Request, gateway: Gateway) -> Any:
     return gateway.health()
 
 
-def _cache(gateway: Gateway) -> Any:
-    if gateway.cache is None:
-        raise InvalidRequest(
-            "the response cache is off on this gateway (cache.enabled: false)", code="cache_off"
-        )
-    return gateway.cache
-
-
 async def cache_stats(request: Request, gateway: Gateway) -> Any:
     from sophia.cache import admin
 
-    cache = _cache(gateway)
+    cache = gateway.require_cache()
     assert gateway.ledger is not None
     since = parse_since(request.query_params.get("since", "30d"))
     return {**await admin.stats(cache, gateway.ledger, since), "this_process": await cache.stats()}
@@ -218,14 +211,14 @@ async def cache_purge(request: Request, gateway: Gateway) -> Any:
 
     spec: CachePurge = await _body(request, CachePurge)
     deleted = await admin.purge(
-        _cache(gateway), tag=spec.tag, model=spec.model, team=spec.team, everything=spec.all
+        gateway.require_cache(), tag=spec.tag, model=spec.model, team=spec.team, everything=spec.all
     )
     return {"deleted": deleted}
 
 
 async def cache_bump(request: Request, gateway: Gateway) -> Any:
     spec: CacheBump = await _body(request, CacheBump)
-    return {"tag": spec.tag, "invalidated": await _cache(gateway).bump(spec.tag)}
+    return {"tag": spec.tag, "invalidated": await gateway.require_cache().bump(spec.tag)}
 
 
 async def cache_report(request: Request, gateway: Gateway) -> Any:
@@ -233,7 +226,5 @@ async def cache_report(request: Request, gateway: Gateway) -> Any:
 
     spec: CacheReport = await _body(request, CacheReport)
     assert gateway.ledger is not None
-    key = await gateway.authenticate(request.headers.get("authorization") or "")
-    return await admin.report_false_hit(
-        _cache(gateway), gateway.ledger, spec.request_id, key.id if key else None
-    )
+    reporter = request.state.key.id  # the admin key that authenticated (guarded)
+    return await admin.report_false_hit(gateway.require_cache(), gateway.ledger, spec.request_id, reporter)

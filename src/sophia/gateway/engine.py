@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sophia.errors import (
     AllProvidersFailed,
     CircuitOpen,
+    InvalidRequest,
     PermissionDenied,
     ProviderError,
     ProviderHTTPError,
@@ -177,6 +178,14 @@ class Gateway:
         return route
 
     # -- cache ----------------------------------------------------------------------------------
+
+    def require_cache(self) -> ResponseCache:
+        """The response cache, for the tools that manage it; InvalidRequest when it is turned off."""
+        if self.cache is None:
+            raise InvalidRequest(
+                "the response cache is off on this gateway (cache.enabled: false)", code="cache_off"
+            )
+        return self.cache
 
     async def _lookup(self, ticket: _Ticket, body: dict[str, Any]) -> tuple[CacheHit, ModelInfo] | None:
         """The cached answer for an admitted chat request and the model that gave it (None: call a model;

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from sophia.errors import InvalidRequest
@@ -47,12 +45,6 @@ class CachePurgeOut(Output):
     scope: str
 
 
-def _cache(gw: Any) -> Any:
-    if gw.cache is None:
-        raise InvalidRequest("the response cache is off on this gateway (cache.enabled: false)")
-    return gw.cache
-
-
 @group.tool(title="Cache statistics", read_only=True, destructive=False, idempotent=True, open_world=False)
 async def cache_stats(ctx: ToolContext, args: CacheStatsIn) -> CacheStatsOut:
     """Response-cache hit rate (exact, semantic), USD saved, false hits reported and entries stored over a period."""
@@ -64,7 +56,7 @@ async def cache_stats(ctx: ToolContext, args: CacheStatsIn) -> CacheStatsOut:
     gw = await ctx.gateway()
     assert gw.ledger is not None
     since = parse_since(args.since)
-    data = await admin.stats(_cache(gw), gw.ledger, since)
+    data = await admin.stats(gw.require_cache(), gw.ledger, since)
     data["since"] = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
     return CacheStatsOut(**{k: v for k, v in data.items() if k in CacheStatsOut.model_fields})
 
@@ -75,7 +67,7 @@ async def cache_purge(ctx: ToolContext, args: CachePurgeIn) -> CachePurgeOut:
     from sophia.cache import admin
 
     gw = await ctx.gateway()
-    cache = _cache(gw)
+    cache = gw.require_cache()
     team = None if ctx.key is None or ctx.key.admin else ctx.key.team
     if args.tag is None and args.model is None and not args.all:
         raise InvalidRequest("give a tag or a model to purge, or all=true for every answer in scope")
