@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +115,25 @@ def redact_url(url: str) -> str:
 # -- SQLite ---------------------------------------------------------------------------------------
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the lock.
+
+    Two processes opening a new file at once (``sophia run --workers 2``) both try to switch it to
+    WAL; SQLite answers "database is locked" to one of them at once, without its busy handler.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").close()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 class SQLiteDatabase(Database):
     dialect: Literal["sqlite", "postgresql"] = "sqlite"
 
@@ -142,7 +162,7 @@ class SQLiteDatabase(Database):
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error:
             conn.close()
