@@ -166,6 +166,7 @@ def test_cache_commands_work_on_the_store_without_a_gateway(tmp_path: Path) -> N
     assert stats.returncode == 0, stats.stderr
     data = json.loads(stats.stdout)
     assert (data["entries"], data["lookups"], data["store"]) == (0, 0, "local")
+    assert data["since"].endswith("+00:00")  # a readable UTC time, not an epoch
     vague = sophia("cache", "purge", env=env)
     assert vague.returncode == 2 and "--all" in vague.stderr
     purged = sophia("cache", "purge", "--all", "--yes", env=env)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
@@ -74,7 +75,9 @@ def stats(
         start = parse_since(since)
     except SophiaError as exc:
         fail(exc.message, code=2)
-    _print(_with_cache(conf, lambda cache, ledger: admin.stats(cache, ledger, start)), json_)
+    data = _with_cache(conf, lambda cache, ledger: admin.stats(cache, ledger, start))
+    data["since"] = datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds")
+    _print(data, json_)
 
 
 @app.command()
