@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from cache.cache_helpers import answer, chat, ctx, remember
-from sophia.cache import ResponseCache
+from sophia.cache import CacheSettings, ResponseCache
+from sophia.cache.store_local import LocalStore
 
 
 async def test_exact_hit_returns_the_stored_answer_and_usage(cache: ResponseCache) -> None:
@@ -137,3 +138,19 @@ async def test_large_answers_are_not_cached(cache_factory: Callable[..., Any]) -
     cache = await cache_factory(max_body_bytes=10)
     await remember(cache, "How do I reset my password?", "x" * 11)
     assert await answer(cache, "How do I reset my password?") is None
+
+
+async def test_a_store_only_cache_purges_what_the_serving_one_then_misses(cache: ResponseCache) -> None:
+    await remember(cache, "Which deals closed this week?", tags=("crm.deals",))
+    await remember(cache, "Who is on call tonight?")
+    store = cache.store_backend
+    assert isinstance(store, LocalStore)
+    admin = ResponseCache(CacheSettings(), LocalStore(store.database_url))
+    await admin.start(serve=False)  # what `sophia cache purge` opens: no index, no background work
+    try:
+        assert len(admin.table) == 0 and await admin.store_backend.count() == 2
+        assert await admin.purge(tag="crm.deals") == 1
+    finally:
+        await admin.close()
+    assert await answer(cache, "Which deals closed this week?", tags=("crm.deals",)) is None
+    assert await answer(cache, "Who is on call tonight?") is not None

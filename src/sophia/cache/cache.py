@@ -104,16 +104,21 @@ class ResponseCache:
         return configured if configured is not None else self.verifier.threshold
 
     @classmethod
-    async def open(cls, settings: CacheSettings, database_url: str, redis_url: str | None) -> ResponseCache:
+    async def open(
+        cls, settings: CacheSettings, database_url: str, redis_url: str | None, *, serve: bool = True
+    ) -> ResponseCache:
+        """The configured cache, ready to serve; ``serve=False`` opens the store alone (no index in
+        memory, no background work) for one-off purges, bumps, reports and stats."""
         store = default_registry().create(settings.store, settings, database_url, redis_url)
         cache = cls(settings, store)
-        await store.start(cache.table)
-        cache._sweeper = asyncio.create_task(cache._sweep_forever(), name="sophia-cache-sweep")
+        await cache.start(serve=serve)
+        if serve:
+            cache._sweeper = asyncio.create_task(cache._sweep_forever(), name="sophia-cache-sweep")
         return cache
 
-    async def start(self) -> None:
+    async def start(self, *, serve: bool = True) -> None:
         """Start the store for a cache built by hand (``open`` does this itself)."""
-        await self.store_backend.start(self.table)
+        await self.store_backend.start(self.table, follow=serve)
 
     # -- lookup ---------------------------------------------------------------------------------
 

@@ -31,8 +31,12 @@ class CacheStore(ABC):
     """Durable (or shared) entries, tag versions and change propagation."""
 
     @abstractmethod
-    async def start(self, table: EntryTable) -> None:
-        """Fill ``table`` with every live entry, then keep it in step with other instances."""
+    async def start(self, table: EntryTable, *, follow: bool = True) -> None:
+        """Fill ``table`` with every live entry, then keep it in step with other instances.
+
+        ``follow=False`` only connects (one-off admin commands: purge, bump, stats): the table
+        stays empty and nothing runs in the background.
+        """
 
     @abstractmethod
     async def put(self, entry: Entry, vector: np.ndarray | None, payload: Payload) -> None:

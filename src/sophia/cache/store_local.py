@@ -67,9 +67,11 @@ class LocalStore(CacheStore):
         assert self._db is not None, "LocalStore.start() was not awaited"
         return self._db
 
-    async def start(self, table: EntryTable) -> None:
+    async def start(self, table: EntryTable, *, follow: bool = True) -> None:
         self._db = await open_database(self.database_url)
         await self.db.migrate(_schema(self.db.dialect))
+        if not follow:
+            return
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE expires IS NULL OR expires > ? "
             "ORDER BY created",

@@ -100,9 +100,11 @@ class RedisStore(CacheStore):
         except (RedisError, OSError) as exc:
             raise StorageError(f"Redis cache store at {redact_url(self.url)}: {what} failed: {exc}") from exc
 
-    async def start(self, table: EntryTable) -> None:
+    async def start(self, table: EntryTable, *, follow: bool = True) -> None:
         self._redis = Redis.from_url(self.url)
         self._table = table
+        if not follow:
+            return
         last = await self._do("read the stream", self.redis.xrevrange(self._k("events"), count=1))
         position = last[0][0] if last else b"0-0"
         now = time()

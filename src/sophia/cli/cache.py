@@ -34,7 +34,7 @@ def _with_cache(conf: Settings, action: Callable[[ResponseCache, Ledger], Awaita
     from sophia.gateway.ledger import Ledger
 
     async def go() -> T:
-        cache = await ResponseCache.open(conf.cache, conf.database_url, conf.storage.redis_url)
+        cache = await ResponseCache.open(conf.cache, conf.database_url, conf.storage.redis_url, serve=False)
         try:
             ledger = await Ledger.open(conf.database_url)
             try:
