@@ -122,7 +122,8 @@ class ResponseCache:
 
     # -- lookup ---------------------------------------------------------------------------------
 
-    def _strategy(self, ctx: CacheContext) -> str:
+    def strategy(self, ctx: CacheContext) -> str:
+        """What the cache does for this request: ``semantic``, ``exact`` or ``off`` (nothing at all)."""
         configured = self.settings.strategy_for(ctx.model)
         if self._exact_only and configured == "semantic":
             configured = "exact"
@@ -169,7 +170,7 @@ class ResponseCache:
             return None
 
     async def _lookup(self, request: dict[str, Any], ctx: CacheContext) -> CacheHit | None:
-        strategy = self._strategy(ctx)
+        strategy = self.strategy(ctx)
         if strategy == "off":
             return None
         keys = self._keys(request, ctx)
@@ -272,7 +273,7 @@ class ResponseCache:
             log.warning("cache store failed, answer not cached: %s", exc)
 
     async def _store(self, request: dict[str, Any], ctx: CacheContext, payload: Payload) -> None:
-        strategy = self._strategy(ctx)
+        strategy = self.strategy(ctx)
         body = payload.body
         if strategy == "off" or len(body) > self.settings.max_body_bytes:
             return
@@ -307,7 +308,7 @@ class ResponseCache:
         self._counters.stores += 1
         excess = len(self.table) - self.settings.max_entries
         if excess > 0:
-            await self._drop(self.table.oldest(excess))
+            await self.drop(self.table.oldest(excess))
 
     # -- invalidation ---------------------------------------------------------------------------
 
@@ -316,7 +317,7 @@ class ResponseCache:
         await self.store_backend.bump(tag)
         ids = await self.store_backend.select(tag=tag, model=None, tenant=None)
         ids |= self.table.select(tag=tag, model=None, tenant=None)
-        return await self._drop(ids)
+        return await self.drop(ids)
 
     async def purge(
         self, *, tag: str | None = None, model: str | None = None, tenant: str | None = None
@@ -324,13 +325,10 @@ class ResponseCache:
         """Delete the entries matching every given criterion (all entries when none is given)."""
         ids = await self.store_backend.select(tag=tag, model=model, tenant=tenant)
         ids |= self.table.select(tag=tag, model=model, tenant=tenant)
-        return await self._drop(ids)
+        return await self.drop(ids)
 
-    async def drop(self, entry_ids: Any) -> int:
+    async def drop(self, ids: Any) -> int:
         """Delete entries by id (a reported false hit, say); returns how many the store held."""
-        return await self._drop(entry_ids)
-
-    async def _drop(self, ids: Any) -> int:
         ids = list(ids)
         deleted = await self.store_backend.delete(ids)
         self.table.remove_many(ids)

@@ -44,7 +44,8 @@ def sources(metadata: dict[str, str] | None) -> tuple[str, ...]:
 
 
 def cache_context(requested: str, key: KeyRecord | None, metadata: dict[str, str] | None) -> CacheContext:
-    from sophia.cache import CacheContext
+    # from the module itself: sophia.cache's lazy __getattr__ would run on every request
+    from sophia.cache.cache import CacheContext
 
     strategy = (metadata or {}).get("cache", "semantic")
     if strategy not in STRATEGIES:

@@ -189,11 +189,15 @@ class Gateway:
 
     async def _lookup(self, ticket: _Ticket, body: dict[str, Any]) -> tuple[CacheHit, ModelInfo] | None:
         """The cached answer for an admitted chat request and the model that gave it (None: call a model;
-        the request's cache keys stay on the ticket for storing the answer)."""
+        the request's cache keys stay on the ticket for storing the answer, unless the cache is off
+        for it: then nothing is looked up, collected from a stream or stored)."""
         if self.cache is None:
             return None
-        ticket.cache = cache_context(ticket.requested, ticket.key, ticket.metadata)
-        hit = await self.cache.lookup(body, ticket.cache)
+        ctx = cache_context(ticket.requested, ticket.key, ticket.metadata)
+        if self.cache.strategy(ctx) == "off":
+            return None
+        ticket.cache = ctx
+        hit = await self.cache.lookup(body, ctx)
         if hit is None:
             return None
         info = self.catalog.model(hit.model_id)
