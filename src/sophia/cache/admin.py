@@ -14,6 +14,7 @@ AI MCP server's ``cache_stats`` / ``cache_purge`` tools.
 from __future__ import annotations
 
 import re
+import weakref
 from time import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,15 @@ REPORTS_SCHEMA = [
     "kind TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, reporter TEXT)",
 ]
 _ENTRY = re.compile(r"\bcache=(exact|semantic) entry=([0-9a-f]+)")
+#: ledger databases whose ``cache_reports`` table this process has already created
+_READY: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+async def _reports_table(ledger: Ledger) -> None:
+    """Create ``cache_reports`` beside the ledger once per database handle (idempotent DDL)."""
+    if ledger.db not in _READY:
+        await ledger.db.migrate(REPORTS_SCHEMA)
+        _READY.add(ledger.db)
 
 
 async def stats(cache: ResponseCache, ledger: Ledger, since: float) -> dict[str, Any]:
@@ -38,7 +48,7 @@ async def stats(cache: ResponseCache, ledger: Ledger, since: float) -> dict[str,
     semantic = chat.get("semantic", {}).get("requests", 0)
     misses = chat.get("miss", {}).get("requests", 0)
     lookups = exact + semantic + misses
-    await ledger.db.migrate(REPORTS_SCHEMA)
+    await _reports_table(ledger)
     reported = await ledger.db.fetchall(
         "SELECT kind, COUNT(*) AS n FROM cache_reports WHERE ts >= ? GROUP BY kind", [float(since)]
     )
@@ -93,7 +103,7 @@ async def report_false_hit(
         raise InvalidRequest(f"request {request_id!r} was not answered from the cache", param="request_id")
     kind, entry_id = found.groups()
     removed = await cache.drop([entry_id])
-    await ledger.db.migrate(REPORTS_SCHEMA)
+    await _reports_table(ledger)
     already = await ledger.db.fetchone("SELECT 1 AS x FROM cache_reports WHERE request_id = ?", [request_id])
     if already is None:
         await ledger.db.execute(
