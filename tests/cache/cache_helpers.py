@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sophia.cache import CacheContext, ResponseCache
@@ -31,3 +33,13 @@ async def remember(cache: ResponseCache, question: str, answer: str = "", **kw: 
 async def answer(cache: ResponseCache, question: str, **kw: Any) -> str | None:
     hit = await cache.lookup(chat(question, **kw.pop("body", {})), ctx(**kw))
     return None if hit is None else hit.body.decode()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 5.0) -> Any:
+    """Poll ``check`` until it returns something truthy (other instances hear within milliseconds)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await check()
+        if result or asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(0.02)

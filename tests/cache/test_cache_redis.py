@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from cache.cache_helpers import answer, remember
+from cache.cache_helpers import answer, eventually, remember
 from sophia.cache import CacheSettings, ResponseCache
 from sophia.cache.store_redis import RedisStore
 from sophia.storage.testing import TEST_REDIS_URL
@@ -41,16 +41,6 @@ async def pair() -> AsyncIterator[Callable[[], Awaitable[ResponseCache]]]:
             await redis.delete(*keys)
     finally:
         await redis.aclose()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 5.0) -> Any:
-    """Poll ``check`` until it returns something truthy (the stream delivers within milliseconds)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result or asyncio.get_running_loop().time() > deadline:
-            return result
-        await asyncio.sleep(0.02)
 
 
 async def test_an_entry_stored_by_one_instance_is_served_by_the_other(pair: Any) -> None:

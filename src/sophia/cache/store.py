@@ -5,7 +5,8 @@ a fast view of it. A hit is always confirmed by the store (``fetch`` returns Non
 that was purged, expired or invalidated elsewhere), so a stale view costs a miss, never a wrong
 answer. Built-in stores register through the same registry as third-party ones:
 
-* ``local``: SQLite (or any ``sophia.storage`` database) + the in-process index, rebuilt on start;
+* ``local``: SQLite or PostgreSQL (``sophia.storage``) + the in-process index, rebuilt on start; on
+  PostgreSQL, instances keep their indexes in step through ``LISTEN``/``NOTIFY``;
 * ``redis``: entries and vectors in Redis, every instance's index kept in step through a stream.
 
 A third-party store is a ``CacheStore`` subclass registered from a plugin's

@@ -4,15 +4,21 @@ Every entry is one row (answer, usage, the compared text and its vector as float
 tags are rows of ``cache_entry_tags`` so that a data-version bump finds them by index. On start
 the live rows are read back into the in-process index, so a restart keeps the cache.
 
-One process owns the index. Other processes on the same file (several gateway workers) still
-respect each other's purges and bumps, because a hit is confirmed against the database and tag
-versions are read from it; they only miss each other's new entries until they restart. Use the
-Redis store for many instances.
+Several processes may share the database. Each keeps its own index; a hit is always confirmed
+against the database and tag versions are read from it, so purges and bumps made elsewhere are
+respected at once. On **PostgreSQL** the instances also keep their indexes in step: every new
+entry and every deletion is announced with ``NOTIFY`` on a channel named after the schema, and each
+instance ``LISTEN``s, loads announced entries (with their vectors) and drops deleted ones, so one
+instance's answers are served by the others within milliseconds. On SQLite (one machine) the other
+processes only see each other's new entries after a restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
 from time import time
 
 import numpy as np
@@ -20,9 +26,14 @@ import orjson
 
 from sophia.cache.entries import Entry, EntryTable, Payload
 from sophia.cache.store import CacheStore
+from sophia.errors import StorageError
 from sophia.storage import Database, open_database
 
+log = logging.getLogger(__name__)
+
 _COLUMNS = "id, namespace, exact_key, text, model, tenant, tags, created, expires, semantic"
+#: deleted ids per notification (a NOTIFY payload must stay under 8,000 bytes)
+_IDS_PER_NOTE = 100
 
 
 def _schema(dialect: str) -> list[str]:
@@ -57,10 +68,22 @@ def entry_from_row(row: dict) -> Entry:
     )
 
 
+def _load(table: EntryTable, rows: Iterable[dict]) -> None:
+    for row in rows:
+        vector = np.frombuffer(row["vector"], dtype=np.float32) if row["vector"] is not None else None
+        table.add(entry_from_row(row), vector)
+
+
 class LocalStore(CacheStore):
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self._db: Database | None = None
+        self.origin = secrets.token_hex(8)  # this instance's notifications, skipped when they come back
+        self._channel = ""
+        self._table: EntryTable | None = None
+        self._notes: asyncio.Queue[dict] = asyncio.Queue()
+        self._unlisten: Callable[[], Awaitable[None]] | None = None
+        self._follower: asyncio.Task[None] | None = None
 
     @property
     def db(self) -> Database:
@@ -70,16 +93,52 @@ class LocalStore(CacheStore):
     async def start(self, table: EntryTable, *, follow: bool = True) -> None:
         self._db = await open_database(self.database_url)
         await self.db.migrate(_schema(self.db.dialect))
+        if self.db.dialect == "postgresql":
+            row = await self.db.fetchone("SELECT current_schema() AS s")
+            self._channel = f"sophia_cache:{row['s'] if row else 'public'}"[:63]
         if not follow:
             return
+        self._table = table
+        # Listen first, then load: an entry announced in between is loaded twice, which is harmless.
+        self._unlisten = await self.db.listen(self._channel, self._heard) if self._channel else None
+        if self._unlisten is not None:
+            self._follower = asyncio.create_task(self._follow(), name="sophia-cache-pg-follower")
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE expires IS NULL OR expires > ? "
             "ORDER BY created",
             (time(),),
         )
-        for row in rows:
-            vector = np.frombuffer(row["vector"], dtype=np.float32) if row["vector"] is not None else None
-            table.add(entry_from_row(row), vector)
+        _load(table, rows)
+
+    # -- keeping other instances in step (PostgreSQL) ---------------------------------------------
+
+    async def _announce(self, **note: str | list[str]) -> None:
+        if self._channel:
+            await self.db.notify(self._channel, orjson.dumps({"o": self.origin, **note}).decode())
+
+    def _heard(self, payload: str) -> None:
+        try:
+            note = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(note, dict) and note.get("o") != self.origin:
+            self._notes.put_nowait(note)
+
+    async def _follow(self) -> None:
+        """Apply other instances' announcements in order: load new entries, drop deleted ones."""
+        assert self._table is not None
+        while True:
+            note = await self._notes.get()
+            try:
+                if "put" in note:
+                    rows = await self.db.fetchall(
+                        f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE id = ?", (str(note["put"]),)
+                    )
+                    _load(self._table, rows)  # none: deleted meanwhile (its deletion follows)
+                elif "del" in note:
+                    self._table.remove_many(str(i) for i in note["del"])
+            except StorageError as exc:
+                log.warning("cache: could not apply another instance's change (%s): %s", note, exc)
 
     async def put(self, entry: Entry, vector: np.ndarray | None, payload: Payload) -> None:
         old = await self.db.fetchone("SELECT id FROM cache_entries WHERE exact_key = ?", (entry.exact,))
@@ -112,6 +171,7 @@ class LocalStore(CacheStore):
                 "INSERT INTO cache_entry_tags (tag, entry_id) VALUES (?, ?)",
                 [(tag, entry.id) for tag in entry.tags],
             )
+        await self._announce(put=entry.id)
 
     async def fetch(self, entry: Entry) -> Payload | None:
         row = await self.db.fetchone(
@@ -137,6 +197,8 @@ class LocalStore(CacheStore):
             marks = ", ".join("?" * len(chunk))
             deleted += await self.db.execute(f"DELETE FROM cache_entries WHERE id IN ({marks})", chunk)
             await self.db.execute(f"DELETE FROM cache_entry_tags WHERE entry_id IN ({marks})", chunk)
+        for start in range(0, len(ids), _IDS_PER_NOTE):
+            await self._announce(**{"del": ids[start : start + _IDS_PER_NOTE]})
         return deleted
 
     async def select(self, *, tag: str | None, model: str | None, tenant: str | None) -> set[str]:
@@ -179,6 +241,13 @@ class LocalStore(CacheStore):
         await self.delete(r["id"] for r in rows)
 
     async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+            self._follower = None
+        if self._unlisten is not None:
+            await self._unlisten()
+            self._unlisten = None
         if self._db is not None:
             await self._db.close()
             self._db = None

@@ -20,7 +20,7 @@ import re
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -67,6 +67,19 @@ class Database(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release connections and threads; idempotent."""
+
+    async def notify(self, channel: str, payload: str) -> None:  # noqa: B027 - optional capability
+        """Tell every listener of ``channel`` (other processes too); a no-op where nothing listens."""
+
+    async def listen(
+        self, channel: str, callback: Callable[[str], None]
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Call ``callback(payload)`` for each notification on ``channel``; returns the stopper.
+
+        None when this database cannot deliver notifications between processes (SQLite). On
+        PostgreSQL it is ``LISTEN``/``NOTIFY`` on a connection held until the stopper runs.
+        """
+        return None
 
 
 async def open_database(url: str) -> Database:
@@ -340,6 +353,35 @@ class PostgresDatabase(Database):
                     await conn.execute(statement)
 
         await self._call("migration", statements[0] if statements else "", work)
+
+    async def notify(self, channel: str, payload: str) -> None:
+        await self.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+        def deliver(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            callback(payload)
+
+        if self._closed:
+            raise StorageError(f"the PostgreSQL pool for {self.where} is closed")
+        try:
+            conn = await self._pool.acquire()
+        except self._errors as exc:
+            raise StorageError(f"PostgreSQL LISTEN {channel} failed at {self.where}: {exc}") from exc
+        try:
+            await conn.add_listener(channel, deliver)
+        except self._errors as exc:
+            await self._pool.release(conn)
+            raise StorageError(f"PostgreSQL LISTEN {channel} failed at {self.where}: {exc}") from exc
+
+        async def stop() -> None:
+            try:
+                await conn.remove_listener(channel, deliver)
+            except self._errors:
+                pass  # a connection that died listens no more; the pool replaces it
+            finally:
+                await self._pool.release(conn)
+
+        return stop
 
     async def close(self) -> None:
         if self._closed:
