@@ -83,3 +83,27 @@ async def test_instances_on_another_schema_hear_nothing(on_postgres: Any) -> Non
     await asyncio.sleep(0.3)  # ample time for a stray notification to arrive
     assert len(here.table) == 1 and len(elsewhere.table) == 1
     assert await answer(here, "How do I reset my password?") is None
+
+
+async def test_a_lost_notification_connection_is_replaced_and_the_index_reloaded(on_postgres: Any) -> None:
+    import asyncpg
+
+    from sophia.storage.testing import TEST_POSTGRES_URL
+
+    pair = on_postgres("shared")
+    one, two = await pair(), await pair()
+    store = two.store_backend
+    assert isinstance(store, LocalStore)
+    conn = await asyncpg.connect(TEST_POSTGRES_URL)
+    try:  # the database drops both listening connections (as a restart or a failover would)
+        killed = await conn.fetchval(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
+            f'LISTEN "{store._channel}"',
+        )
+    finally:
+        await conn.close()
+    assert killed == 2
+    await remember(one, "What is our refund policy?", "30 days.")  # possibly before two listens again
+    assert await eventually(lambda: answer(two, "What is our refund policy?")) == "30 days."
+    await remember(two, "How do I reset my password?", "Use the reset link.")
+    assert await eventually(lambda: asyncio.sleep(0, len(one.table) == 2))

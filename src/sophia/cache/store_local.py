@@ -100,7 +100,7 @@ class LocalStore(CacheStore):
             return
         self._table = table
         # Listen first, then load: an entry announced in between is loaded twice, which is harmless.
-        self._unlisten = await self.db.listen(self._channel, self._heard) if self._channel else None
+        self._unlisten = await self._listen() if self._channel else None
         if self._unlisten is not None:
             self._follower = asyncio.create_task(self._follow(), name="sophia-cache-pg-follower")
         rows = await self.db.fetchall(
@@ -111,6 +111,34 @@ class LocalStore(CacheStore):
         _load(table, rows)
 
     # -- keeping other instances in step (PostgreSQL) ---------------------------------------------
+
+    async def _listen(self) -> Callable[[], Awaitable[None]] | None:
+        return await self.db.listen(self._channel, self._heard, lambda: self._notes.put_nowait({"lost": 1}))
+
+    async def _relisten(self) -> None:
+        """The listening connection died (a database restart): listen again, then reload every entry.
+
+        Entries deleted meanwhile may linger in the index; the store confirms every hit, so they
+        cost a miss (and are dropped then), never a stale answer.
+        """
+        assert self._table is not None
+        log.warning("cache: lost the PostgreSQL notification channel; reconnecting")
+        dead, self._unlisten = self._unlisten, None
+        if dead is not None:
+            await dead()  # gives the dead connection back to the pool
+        delay = 0.5
+        while self._unlisten is None:
+            try:
+                self._unlisten = await self._listen()
+            except StorageError as exc:
+                log.warning("cache: cannot listen again yet (retrying in %.0f s): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE expires IS NULL OR expires > ?", (time(),)
+        )
+        _load(self._table, rows)
+        log.warning("cache: listening again, %d entries reloaded", len(rows))
 
     async def _announce(self, **note: str | list[str]) -> None:
         if self._channel:
@@ -130,7 +158,9 @@ class LocalStore(CacheStore):
         while True:
             note = await self._notes.get()
             try:
-                if "put" in note:
+                if "lost" in note:
+                    await self._relisten()
+                elif "put" in note:
                     rows = await self.db.fetchall(
                         f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE id = ?", (str(note["put"]),)
                     )

@@ -16,6 +16,7 @@ Every driver error comes out as ``StorageError``; messages never carry the URL's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import time
@@ -72,12 +73,13 @@ class Database(ABC):
         """Tell every listener of ``channel`` (other processes too); a no-op where nothing listens."""
 
     async def listen(
-        self, channel: str, callback: Callable[[str], None]
+        self, channel: str, callback: Callable[[str], None], on_lost: Callable[[], None] | None = None
     ) -> Callable[[], Awaitable[None]] | None:
         """Call ``callback(payload)`` for each notification on ``channel``; returns the stopper.
 
         None when this database cannot deliver notifications between processes (SQLite). On
-        PostgreSQL it is ``LISTEN``/``NOTIFY`` on a connection held until the stopper runs.
+        PostgreSQL it is ``LISTEN``/``NOTIFY`` on a connection held until the stopper runs;
+        ``on_lost()`` is called if that connection dies (listen again to resume).
         """
         return None
 
@@ -357,9 +359,15 @@ class PostgresDatabase(Database):
     async def notify(self, channel: str, payload: str) -> None:
         await self.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+    async def listen(
+        self, channel: str, callback: Callable[[str], None], on_lost: Callable[[], None] | None = None
+    ) -> Callable[[], Awaitable[None]]:
         def deliver(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
             callback(payload)
+
+        def lost(_conn: Any) -> None:
+            if on_lost is not None and not self._closed:
+                on_lost()
 
         if self._closed:
             raise StorageError(f"the PostgreSQL pool for {self.where} is closed")
@@ -369,16 +377,18 @@ class PostgresDatabase(Database):
             raise StorageError(f"PostgreSQL LISTEN {channel} failed at {self.where}: {exc}") from exc
         try:
             await conn.add_listener(channel, deliver)
+            conn.add_termination_listener(lost)
         except self._errors as exc:
             await self._pool.release(conn)
             raise StorageError(f"PostgreSQL LISTEN {channel} failed at {self.where}: {exc}") from exc
 
         async def stop() -> None:
-            try:
+            # A connection that died is already back in the pool (which replaces it): both steps
+            # then raise InterfaceError, which is nothing to report.
+            with contextlib.suppress(*self._errors):
+                conn.remove_termination_listener(lost)
                 await conn.remove_listener(channel, deliver)
-            except self._errors:
-                pass  # a connection that died listens no more; the pool replaces it
-            finally:
+            with contextlib.suppress(*self._errors):
                 await self._pool.release(conn)
 
         return stop
