@@ -41,7 +41,10 @@ class CacheSettings(BaseModel):
     candidates: int = Field(4, ge=1, le=32, description="Nearest neighbours the verifier judges per lookup.")
     min_cosine: float = Field(0.6, ge=-1, le=1, description="Neighbours below this cosine are not judged.")
     max_entries: int = Field(200_000, ge=1, description="Entries kept per instance; the oldest go first.")
-    store: Literal["local", "redis"] = Field("local", description="local: SQLite + in-process index.")
+    store: Literal["local", "redis"] = Field(
+        "local",
+        description="local: the database (SQLite or PostgreSQL) + an in-process index; redis: shared.",
+    )
     redis_prefix: str = Field("sophia:cache:", description="Key prefix of the Redis store.")
     max_body_bytes: int = Field(1_048_576, ge=1, description="Responses larger than this are not cached.")
 
