@@ -4,17 +4,19 @@ This file runs as a plain script in a throwaway venv with ``torch==2.13.0`` (CPU
 safetensors, outside the project's dependencies; nothing at run time needs torch. It imports
 nothing from ``sophia`` so that the venv needs nothing else.
 
-    python cross_fit.py WORK.npz MODEL_DIR OUT.npz [--layers 4 --frozen 2 --epochs 1 ...]
+    python cross_fit.py WORK.npz MODEL_DIR OUT.npz [--layers 4 --frozen 0 --epochs 1 --mined-weight 1 ...]
 
 ``WORK.npz`` (written by the prepare step of ``sophia.cache.train``) holds the tokenised training pairs, packed:
-``ids`` and ``types`` (one row per word piece), ``offsets`` (start of each pair), ``label`` and
-``weight``. The model is the first ``--layers`` blocks of all-MiniLM-L6-v2 (weights from
-``MODEL_DIR/model.safetensors``) with the pair as one input, ``[CLS] a [SEP] b [SEP]`` and token
-types 0/1, mean-pooled over the word pieces, then one linear unit (the logit). The embeddings and
-the bottom ``--frozen`` blocks stay as shipped in MiniLM; their output is computed once (float16
-in memory) and only the blocks above and the head are trained (AdamW, linear decay, binary
-cross-entropy). It writes those blocks under their MiniLM names plus ``head.weight``/``head.bias``.
-The same arithmetic runs in numpy at run time (``sophia.providers.minilm``).
+``ids`` and ``types`` (one row per word piece), ``offsets`` (start of each pair), ``label``,
+``weight`` and ``source`` (0 a labelled pair, 1 and 2 a mined unlabelled neighbour, a negative);
+``--mined-weight`` scales the loss weight of the mined ones (0 leaves them out). The model is the
+first ``--layers`` blocks of all-MiniLM-L6-v2 (weights from ``MODEL_DIR/model.safetensors``)
+with the pair as one input, ``[CLS] a [SEP] b [SEP]`` and token types 0/1, mean-pooled over the
+word pieces, then one linear unit (the logit). The embeddings and the bottom ``--frozen`` blocks
+stay as shipped in MiniLM; their output is computed once (float16 in memory) and only the blocks
+above and the head are trained (AdamW, linear warm-up then decay, weighted binary cross-entropy).
+It writes those blocks under their MiniLM names plus ``head.weight``/``head.bias``. The same
+arithmetic runs in numpy at run time (``sophia.providers.minilm``).
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def main() -> int:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--frozen", type=int, default=2)
+    parser.add_argument("--frozen", type=int, default=0)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--head-lr", type=float, default=1e-3)
@@ -151,6 +153,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=20240)
     parser.add_argument("--init", type=Path, default=None, help="start from these trained blocks and head")
+    parser.add_argument(
+        "--mined-weight", type=float, default=1.0, help="loss weight of mined negatives (0: leave them out)"
+    )
+    parser.add_argument(
+        "--checkpoints",
+        action="store_true",
+        help="also write OUT with .epochN before .npz after each whole epoch",
+    )
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -159,10 +169,16 @@ def main() -> int:
     data = np.load(args.work)
     ids, types, offsets = data["ids"], data["types"], data["offsets"]
     label, weight = data["label"].astype(np.float32), data["weight"].astype(np.float32)
-    train_rows = np.flatnonzero(data["train"])
+    source = data["source"] if "source" in data.files else np.zeros(len(label), dtype=np.int8)
+    mined = source != 0
+    weight = np.where(mined, weight * np.float32(args.mined_weight), weight).astype(np.float32)
+    train_rows = np.flatnonzero(data["train"] & ~(mined & (args.mined_weight <= 0)))
     lengths = np.diff(np.append(offsets, len(ids)))
     w = load_file(str(args.model_dir / "model.safetensors"))
-    log(f"{len(train_rows):,} training pairs, {int(label[train_rows].sum()):,} positive, {len(ids):,} tokens")
+    log(
+        f"{len(train_rows):,} training pairs, {int(label[train_rows].sum()):,} positive, "
+        f"{int(mined[train_rows].sum()):,} mined (weight {args.mined_weight}), {len(ids):,} tokens"
+    )
 
     emb = Embeddings(w)
     frozen = [Block() for _ in range(args.frozen)]
@@ -204,16 +220,17 @@ def main() -> int:
     # 2. train the top blocks and the head
     params = [{"params": top.parameters(), "lr": args.lr}, {"params": head.parameters(), "lr": args.head_lr}]
     opt = torch.optim.AdamW(params, weight_decay=0.01)
-    plan = []
+    plan, epoch_ends = [], {}
     whole = math.floor(args.epochs)
-    for _ in range(whole):
+    for e in range(whole):
         plan += batches(lengths, train_rows, args.batch_tokens, rng)
+        epoch_ends[len(plan) - 1] = e + 1
     if args.epochs > whole:
         extra = batches(lengths, train_rows, args.batch_tokens, rng)
         plan += extra[: int(len(extra) * (args.epochs - whole))]
     warmup = max(1, len(plan) // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (len(plan) - s) / (len(plan) - warmup)))
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (len(plan) - s) / max(1, len(plan) - warmup)))
     )
     top.train()
     started, running = time.perf_counter(), 0.0
@@ -238,16 +255,24 @@ def main() -> int:
         running = 0.98 * running + 0.02 * value if step else value
         if step % 200 == 0:
             log(f"  step {step}/{len(plan)} loss {running:.4f} {time.perf_counter() - started:.0f}s")
+        if args.checkpoints and step in epoch_ends and step != len(plan) - 1:
+            path = args.out.with_name(f"{args.out.stem}.epoch{epoch_ends[step]}{args.out.suffix}")
+            save(top, head, args.frozen, path)
+            log(f"  epoch {epoch_ends[step]} done, {time.perf_counter() - started:.0f}s: wrote {path}")
     log(f"trained in {time.perf_counter() - started:.0f}s")
+    save(top, head, args.frozen, args.out)
+    log(f"wrote {args.out}")
+    return 0
 
+
+def save(top: nn.ModuleList, head: nn.Linear, first: int, path: Path) -> None:
+    """The trained blocks under their MiniLM names, and the head."""
     out = {}
-    for i, block in enumerate(top, start=args.frozen):
+    for i, block in enumerate(top, start=first):
         out.update(block.export(f"encoder.layer.{i}"))
     out["head.weight"] = head.weight.detach().numpy()[0].copy()
     out["head.bias"] = head.bias.detach().numpy().copy()
-    np.savez(args.out, **out)
-    log(f"wrote {args.out}")
-    return 0
+    np.savez(path, **out)
 
 
 if __name__ == "__main__":

@@ -15,20 +15,26 @@ Three steps, all deterministic (fixed seeds, sorted inputs, stable hashes):
    nor labelled duplicates (neighbours that the labels link only through a chain are left out:
    they are mostly paraphrases). Each pair is put in a stable random order (training is then
    symmetric in expectation) and tokenised as ``[CLS] a [SEP] b [SEP]``; a stable sample of
-   ``--max-pairs`` (64,000) is kept, to fit the CPU budget.
+   ``--max-pairs`` (64,000) is kept, to fit the CPU budget. ``--both-orders`` adds each
+   labelled pair of the sample a second time, the other way round.
 2. **fit** (torch, in a throwaway venv outside the project's dependencies: ``cross_fit.py``):
-   fine-tune the first ``LAYERS`` (4) MiniLM blocks (the embeddings stay as shipped) and a linear
-   head: ``--rounds`` (2) runs of ``--epochs`` (1), each starting from the last one's weights
-   with a fresh learning-rate schedule and another shuffle. About 11 minutes a round on 2 cores.
-3. **calibrate** (numpy, the run-time code): replay the benchmark's protocol on the held-out
-   part, standard and gateway mode, with the shipped two-stage verifier, and take the lowest
-   threshold whose precision reaches ``--target-precision`` (standard) and
-   ``--target-gateway`` (gateway). Every held-out operating point is stored in the file.
+   fine-tune the first ``--layers`` (4) MiniLM blocks but the bottom ``--frozen`` (0) (the
+   embeddings stay as shipped) and a linear head, the mined negatives' loss weighted by
+   ``--mined-weight`` (1; 0 leaves them out): ``--rounds`` (2) runs of ``--epochs`` (1) each,
+   every round starting from the last one's weights with a fresh learning-rate schedule and
+   another shuffle.
+3. **calibrate** (numpy, the run-time code): write the file as shipped (block matrices in
+   ``--storage``: float16, or int8 for a 6-block model to stay under 20 MB), replay the benchmark's protocol on the held-out part, standard and gateway
+   mode, with the shipped two-stage verifier, and take the lowest threshold whose precision
+   reaches ``--target-precision`` (standard) and ``--target-gateway`` (gateway). Every held-out
+   operating point is stored in the file.
 
 Steps 1 and 3 run in the project's venv, step 2 in ``--torch-python`` (``torch==2.13.0``, CPU).
-About 30 minutes in all with the dev embeddings cached in ``--work`` (some 12 more to embed dev
-once). Rebuilding gives the same pairs; the weights agree up to float32 summation order (torch's
-CPU kernels may differ in the last bits between machines).
+The defaults rebuild the shipped verifier: about 11 minutes a round on 2 cores, some 30 minutes
+in all with the dev embeddings cached in ``--work`` (7-12 more to embed dev once); all 6 blocks
+(``--layers 6 --storage int8``) take about 14 minutes an epoch.
+Rebuilding gives the same pairs; the weights agree up to float32 summation order (torch's CPU
+kernels may differ in the last bits between machines).
 """
 
 from __future__ import annotations
@@ -45,13 +51,21 @@ from typing import Any
 
 import numpy as np
 
+from sophia.cache.cross_encoder import pack
 from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise, top_k
 from sophia.cache.pairs import components
 from sophia.cache.verifier import FORMAT, WEIGHTS_FILE, Verifier
 from sophia.providers.minilm import default_model_dir, get_minilm
 
 SEED = 20240
+#: the recipe of the shipped verifier (each a command-line option): the first 4 MiniLM blocks,
+#: all fine-tuned, two rounds of one epoch, mined negatives at full weight, float16 storage.
+#: All 6 blocks (--layers 6, int8 storage to stay under 20 MB) were tried: no better on the
+#: held-out part (benchmarks/cache/README.md).
 LAYERS, FROZEN = 4, 0
+EPOCHS, ROUNDS, LR, HEAD_LR = 1.0, 2, 1e-4, 1e-3
+MINED_WEIGHT = 1.0
+STORAGE = "float16"
 FLOOR, JUDGED = 0.75, 2
 MINED_K = 2
 MAX_TRAIN_TOKENS = 128
@@ -107,7 +121,7 @@ def training_pairs(part: list[Pair], emb: Embeddings, k: int = MINED_K) -> list[
     return out
 
 
-def prepare(part: list[Pair], emb: Embeddings, work: Path, max_pairs: int) -> Path:
+def prepare(part: list[Pair], emb: Embeddings, work: Path, max_pairs: int, both_orders: bool = False) -> Path:
     from tokenizers import Tokenizer
 
     pairs = training_pairs(part, emb)
@@ -118,6 +132,10 @@ def prepare(part: list[Pair], emb: Embeddings, work: Path, max_pairs: int) -> Pa
     tokenizer.enable_truncation(max_length=256)
     tokenizer.no_padding()
     ordered = [(y, x) if stable(x + "\n" + y, "order") % 2 else (x, y) for x, y, _, _ in pairs]
+    if both_orders:  # each labelled pair the other way round too, after the sample
+        mirrored = [i for i, p in enumerate(pairs) if p[3] == 0]
+        ordered += [(ordered[i][1], ordered[i][0]) for i in mirrored]
+        pairs = pairs + [pairs[i] for i in mirrored]
     encodings = tokenizer.encode_batch(ordered)
     keep = [i for i, e in enumerate(encodings) if len(e.ids) <= MAX_TRAIN_TOKENS]
     lengths = np.array([len(encodings[i].ids) for i in keep])
@@ -142,15 +160,20 @@ def prepare(part: list[Pair], emb: Embeddings, work: Path, max_pairs: int) -> Pa
     return path
 
 
-def fit(torch_python: Path, work_file: Path, out: Path, epochs: float, rounds: int, threads: int) -> None:
-    """``rounds`` runs of ``epochs`` each, every round starting from the last one's weights (fresh schedule)."""
+def fit(torch_python: Path, work_file: Path, out: Path, args: argparse.Namespace) -> None:
+    """``args.rounds`` runs of ``args.epochs`` each, every round from the last one's weights (fresh schedule)."""
     script = Path(__file__).with_name("cross_fit.py")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    for r in range(rounds):
+    threads = str(args.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    for r in range(args.rounds):
         cmd = [str(torch_python), str(script), str(work_file), str(default_model_dir()), str(out)]
-        cmd += ["--layers", str(LAYERS), "--frozen", str(FROZEN), "--epochs", str(epochs)]
-        cmd += ["--threads", str(threads), "--seed", str(SEED + r)]
-        cmd += ["--init", str(out)] if r else []
+        cmd += ["--layers", str(args.layers), "--frozen", str(args.frozen), "--epochs", str(args.epochs)]
+        cmd += ["--lr", str(args.lr), "--head-lr", str(args.head_lr)]
+        cmd += ["--mined-weight", str(args.mined_weight)]
+        cmd += ["--threads", threads, "--seed", str(SEED + r)]
+        init = out if r else args.init
+        cmd += ["--init", str(init)] if init is not None else []
+        cmd += ["--checkpoints"] if args.checkpoints else []
         log(" ".join(cmd))
         subprocess.run(cmd, check=True, env=env)
 
@@ -274,11 +297,14 @@ def standard_points(replay: dict[str, np.ndarray], thresholds: np.ndarray) -> li
     return points
 
 
-def write(out: Path, trained: dict[str, np.ndarray], info: dict[str, Any]) -> None:
-    arrays: dict[str, np.ndarray] = {
-        k: (v.astype(np.float16) if k.startswith("encoder.") else v.astype(np.float32))
-        for k, v in trained.items()
-    }
+def precision_at_recall(points: list[dict[str, float]], recall: float) -> dict[str, float] | None:
+    """The strictest standard-mode point that still reaches ``recall`` (None if none does)."""
+    return max((p for p in points if p["recall"] >= recall), key=lambda p: p["threshold"], default=None)
+
+
+def write(out: Path, trained: dict[str, np.ndarray], info: dict[str, Any], storage: str = "int8") -> None:
+    """The verifier file: block matrices in int8 (or float16), the head in float32, ``info`` as JSON."""
+    arrays = pack(trained, storage)
     arrays["info"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, allow_pickle=False, **arrays)
@@ -297,8 +323,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--holdout", type=int, default=15, help="percent of dev held out to choose the threshold"
     )
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=2, help="warm restarts of --epochs each")
+    parser.add_argument(
+        "--trained",
+        type=Path,
+        default=None,
+        help="the fitted weights (float32, written by fit, read by calibrate; default WORK/cross-trained.npz)",
+    )
+    parser.add_argument(
+        "--init", type=Path, default=None, help="start the first round from these fitted weights"
+    )
+    parser.add_argument("--layers", type=int, default=LAYERS, help="MiniLM blocks the cross-encoder reads")
+    parser.add_argument("--frozen", type=int, default=FROZEN, help="bottom blocks kept as shipped")
+    parser.add_argument("--epochs", type=float, default=EPOCHS)
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="warm restarts of --epochs each")
+    parser.add_argument("--lr", type=float, default=LR, help="peak learning rate of the blocks")
+    parser.add_argument("--head-lr", type=float, default=HEAD_LR)
+    parser.add_argument(
+        "--mined-weight", type=float, default=MINED_WEIGHT, help="loss weight of mined negatives (0: none)"
+    )
+    parser.add_argument(
+        "--both-orders", action="store_true", help="train on each labelled pair both ways round"
+    )
+    parser.add_argument("--checkpoints", action="store_true", help="also keep the weights after each epoch")
+    parser.add_argument(
+        "--storage", choices=("int8", "float16"), default=STORAGE, help="block matrices in the file"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--target-precision", type=float, default=0.96)
     parser.add_argument("--target-gateway", type=float, default=0.94)
@@ -312,28 +361,36 @@ def main(argv: list[str] | None = None) -> int:
     train_part, held = split_dev(dev, args.holdout)
     log(f"{len(dev):,} dev pairs: {len(train_part):,} to train on, {len(held):,} held out")
     args.work.mkdir(parents=True, exist_ok=True)
-    work_file, trained_file = args.work / "cross-train.npz", args.work / "cross-trained.npz"
+    work_file = args.work / "cross-train.npz"
+    trained_file = args.trained or args.work / "cross-trained.npz"
     if "prepare" in steps:
-        prepare(train_part, emb, args.work, args.max_pairs)
+        prepare(train_part, emb, args.work, args.max_pairs, args.both_orders)
     if "fit" in steps:
-        fit(args.torch_python, work_file, trained_file, args.epochs, args.rounds, args.threads)
+        fit(args.torch_python, work_file, trained_file, args)
     if "calibrate" not in steps:
         return 0
     with np.load(trained_file) as data:
         trained = {k: data[k] for k in data.files}
     info: dict[str, Any] = {
         "format": FORMAT,
-        "layers": LAYERS,
-        "frozen": FROZEN,
+        "layers": args.layers,
+        "frozen": args.frozen,
         "floor": FLOOR,
         "judged": JUDGED,
         "threshold": 0.5,
         "seed": SEED,
         "epochs": args.epochs,
         "rounds": args.rounds,
+        "lr": args.lr,
+        "head_lr": args.head_lr,
+        "mined_weight": args.mined_weight,
+        "both_orders": args.both_orders,
+        "max_pairs": args.max_pairs,
+        "init": args.init.name if args.init is not None else None,
+        "storage": args.storage,
         "holdout_percent": args.holdout,
     }
-    write(args.out, trained, info)  # float16 as shipped, so that calibration sees the shipped model
+    write(args.out, trained, info, args.storage)  # as shipped, so that calibration sees the shipped model
     verifier = Verifier.load(args.out, get_minilm())
     grid = np.round(np.arange(0.05, 0.9951, 0.01), 4)
     log("calibrating on the held-out part: standard mode …")
@@ -356,9 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         dev_holdout_gateway=gw,
         build_seconds=round(time.perf_counter() - started),
     )
-    write(args.out, trained, info)
+    write(args.out, trained, info, args.storage)
     gw_chosen = next(g for g in gw if g["threshold"] == chosen["threshold"])
     log(f"held-out dev at the chosen threshold: standard {chosen}, gateway {gw_chosen}")
+    log(f"held-out dev, the strictest point with 40% recall: {precision_at_recall(std, 0.40)}")
     log(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

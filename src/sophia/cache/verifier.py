@@ -3,8 +3,9 @@
 Nearest-neighbour search finds the closest stored questions; a cosine threshold alone cannot tell
 "learn Python" from "learn Java" (on QQP: 64% precision at 46% recall). The verifier is a small
 **cross-encoder** (``sophia.cache.cross_encoder``): the two questions are read together by the
-first 4 blocks of the bundled all-MiniLM-L6-v2, fine-tuned on the dev split of the QQP pairs, so
-every word of one side attends to the other.
+blocks of the bundled all-MiniLM-L6-v2 (how many, and which are fine-tuned, is recorded in the
+weight file), fine-tuned on the dev split of the QQP pairs, so every word of one side attends to
+the other.
 
 It runs in two stages, so that a lookup stays cheap:
 
@@ -12,13 +13,12 @@ It runs in two stages, so that a lookup stays cheap:
    (``features.guard``, a hard rule whatever the model says), scores 0 without running the model;
    a candidate with the same normalised text scores 1;
 2. **cross-encoder** on at most ``judged`` remaining candidates (the closest by cosine), in one
-   batch: about 4.5 ms for one pair of short questions, 6.5 ms for two (numpy, 2 cores).
+   batch (a few milliseconds for one or two pairs of short questions, numpy, 2 cores).
 
 Scores are probabilities in [0, 1]; a neighbour is served when its score reaches the threshold.
 The default threshold was chosen on a held-out part of the dev split (never on test) and is
-stored, with the dev operating points, in ``verifier.npz``. On the QQP test split it gives 91.3%
-precision at 9.0% recall (92.3% in gateway mode; benchmarks/cache/README.md has the whole
-picture). Rebuild the file with ``make cache-verifier`` (``python -m sophia.cache.train``).
+stored, with the dev operating points, in ``verifier.npz`` (benchmarks/cache/README.md has the
+test-split figures). Rebuild the file with ``make cache-verifier`` (``python -m sophia.cache.train``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ from sophia.errors import ConfigError
 from sophia.providers.minilm import MiniLM, get_minilm
 
 WEIGHTS_FILE = "verifier.npz"
-FORMAT = 2
+#: the layout written by ``sophia.cache.train``: 3 stores block matrices in int8 (``cross_encoder.pack``)
+FORMAT = 3
+#: layouts this code still reads (2: every block array in float16)
+READABLE_FORMATS = (2, 3)
 
 
 class Verifier:
@@ -58,7 +61,7 @@ class Verifier:
             info = json.loads(bytes(arrays.pop("info")).decode())
         except (OSError, EOFError, ValueError, KeyError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot load the cache verifier from {source}: {exc}") from exc
-        if not isinstance(info, dict) or info.get("format") != FORMAT:
+        if not isinstance(info, dict) or info.get("format") not in READABLE_FORMATS:
             raise ConfigError(
                 f"the cache verifier {source} has another format: rebuild it with `make cache-verifier`"
             )
