@@ -36,10 +36,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sophia.cache import train
-from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise, top_k
+from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise
 from sophia.cache.verifier import default_verifier
 
 HERE = Path(__file__).resolve().parent
@@ -66,37 +64,19 @@ def split_pairs(data: Path, split: str) -> list[Pair]:
 def replay(pairs: list[Pair]) -> list[dict[str, Any]]:
     """Every ``b`` that is not an exact repeat and has a candidate: its best-scored neighbour."""
     texts = sorted({t for p in pairs for t in (p.a, p.b)})
-    emb = Embeddings.compute(texts, WORK)
-    verifier = default_verifier()
-    a_texts = sorted({p.a for p in pairs})
-    a_set = {t.strip() for t in a_texts}
-    a_emb, queries = emb.of(a_texts), [p.b for p in pairs]
-    q_emb = emb.of(queries)
-    idx, sims = top_k(q_emb, a_emb, train.CANDIDATES)
-    cands = [
-        [int(j) for j, s in zip(idx[i], sims[i], strict=True) if s >= train.MIN_COSINE]
-        for i in range(len(pairs))
+    found = train.replay_standard(default_verifier(), pairs, Embeddings.compute(texts, WORK))
+    return [
+        {
+            "score": float(found["best"][i]),
+            "correct": bool(found["correct"][i]),
+            "q": p.b,
+            "hit": found["hit"][i],
+            "own": normalise(found["hit"][i]) == normalise(p.a),
+            "dup": p.duplicate,
+        }
+        for i, p in enumerate(pairs)
+        if found["hit"][i]
     ]
-    scores = train.judge_all(verifier, queries, q_emb, cands, a_texts, a_emb)
-    rows = []
-    for i, p in enumerate(pairs):
-        if p.b.strip() in a_set or not cands[i]:
-            continue
-        j = int(np.argmax(scores[i]))
-        hit = a_texts[cands[i][j]]
-        own = normalise(hit) == normalise(p.a)
-        correct = normalise(hit) == normalise(p.b) or (p.duplicate and own)
-        rows.append(
-            {
-                "score": float(scores[i][j]),
-                "correct": correct,
-                "q": p.b,
-                "hit": hit,
-                "own": own,
-                "dup": p.duplicate,
-            }
-        )
-    return rows
 
 
 def sample(split: str, data: Path) -> None:

@@ -103,12 +103,17 @@ class LocalStore(CacheStore):
         self._unlisten = await self._listen() if self._channel else None
         if self._unlisten is not None:
             self._follower = asyncio.create_task(self._follow(), name="sophia-cache-pg-follower")
-        rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE expires IS NULL OR expires > ? "
+        _load(table, await self._live_rows())
+
+    async def _live_rows(self, entry_id: str | None = None) -> list[dict]:
+        """Unexpired entries with their vectors, oldest first (only ``entry_id`` when given)."""
+        one = "" if entry_id is None else " AND id = ?"
+        params: list[object] = [time()] if entry_id is None else [time(), entry_id]
+        return await self.db.fetchall(
+            f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE (expires IS NULL OR expires > ?){one} "
             "ORDER BY created",
-            (time(),),
+            params,
         )
-        _load(table, rows)
 
     # -- keeping other instances in step (PostgreSQL) ---------------------------------------------
 
@@ -134,9 +139,7 @@ class LocalStore(CacheStore):
                 log.warning("cache: cannot listen again yet (retrying in %.0f s): %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE expires IS NULL OR expires > ?", (time(),)
-        )
+        rows = await self._live_rows()
         _load(self._table, rows)
         log.warning("cache: listening again, %d entries reloaded", len(rows))
 
@@ -161,10 +164,8 @@ class LocalStore(CacheStore):
                 if "lost" in note:
                     await self._relisten()
                 elif "put" in note:
-                    rows = await self.db.fetchall(
-                        f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE id = ?", (str(note["put"]),)
-                    )
-                    _load(self._table, rows)  # none: deleted meanwhile (its deletion follows)
+                    # none: deleted or expired meanwhile (a deletion, if any, follows)
+                    _load(self._table, await self._live_rows(str(note["put"])))
                 elif "del" in note:
                     self._table.remove_many(str(i) for i in note["del"])
             except StorageError as exc:

@@ -203,7 +203,11 @@ def judge_all(
 
 
 def replay_standard(verifier: Verifier, part: list[Pair], emb: Embeddings) -> dict[str, np.ndarray]:
-    """Best score and correctness of every ``b`` looked up among the part's ``a``s."""
+    """Best score and correctness of every ``b`` looked up among the part's ``a``s.
+
+    ``hit`` is the text of the ``a`` that scored best ("" for an exact repeat, which the exact
+    layer answers with score 2, or for a ``b`` with no candidate, score 0).
+    """
     a_texts = sorted({p.a for p in part})
     a_set = {t.strip() for t in a_texts}
     a_emb = emb.of(a_texts)
@@ -216,6 +220,7 @@ def replay_standard(verifier: Verifier, part: list[Pair], emb: Embeddings) -> di
     scores = judge_all(verifier, queries, q_emb, cands, a_texts, a_emb)
     best = np.zeros(len(part), np.float32)
     correct = np.zeros(len(part), bool)
+    hits = np.full(len(part), "", dtype=object)
     for i, p in enumerate(part):
         if p.b.strip() in a_set:
             best[i], correct[i] = 2.0, True  # the exact layer answers
@@ -223,10 +228,10 @@ def replay_standard(verifier: Verifier, part: list[Pair], emb: Embeddings) -> di
         if not cands[i]:
             continue
         j = int(np.argmax(scores[i]))
-        best[i] = scores[i][j]
-        hit = normalise(a_texts[cands[i][j]])
+        best[i], hits[i] = scores[i][j], a_texts[cands[i][j]]
+        hit = normalise(hits[i])
         correct[i] = hit == normalise(p.b) or (p.duplicate and hit == normalise(p.a))
-    return {"best": best, "correct": correct, "duplicate": np.array([p.duplicate for p in part])}
+    return {"best": best, "correct": correct, "duplicate": np.array([p.duplicate for p in part]), "hit": hits}
 
 
 def replay_gateway(
