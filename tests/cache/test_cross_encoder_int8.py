@@ -93,7 +93,7 @@ def test_int8_states_follow_the_float32_ones() -> None:
 def test_the_rebuilt_file_loads_in_both_layouts(tmp_path: Path) -> None:
     trained = blocks(2)
     info = {"format": FORMAT, "layers": 2, "frozen": 0, "threshold": 0.8, "floor": 0.75, "judged": 2}
-    write(tmp_path / "int8.npz", trained, info)
+    write(tmp_path / "int8.npz", trained, info, "int8")
     write(tmp_path / "half.npz", trained, {**info, "format": 2}, "float16")  # the previous layout
     with np.load(tmp_path / "int8.npz") as data:
         assert any(k.endswith(INT8) for k in data.files)

@@ -24,9 +24,10 @@ Three steps, all deterministic (fixed seeds, sorted inputs, stable hashes):
    every round starting from the last one's weights with a fresh learning-rate schedule and
    another shuffle.
 3. **calibrate** (numpy, the run-time code): write the file as shipped (block matrices in
-   ``--storage``: float16, or int8 for a 6-block model to stay under 20 MB), replay the benchmark's protocol on the held-out part, standard and gateway
-   mode, with the shipped two-stage verifier, and take the lowest threshold whose precision
-   reaches ``--target-precision`` (standard) and ``--target-gateway`` (gateway). Every held-out
+   ``--storage``: float16, or int8 for a 6-block model to stay under 20 MB), replay the
+   benchmark's protocol on the held-out part, standard and gateway mode, with the shipped
+   two-stage verifier, and take the lowest threshold whose precision reaches
+   ``--target-precision`` (standard) and ``--target-gateway`` (gateway). Every held-out
    operating point is stored in the file.
 
 Steps 1 and 3 run in the project's venv, step 2 in ``--torch-python`` (``torch==2.13.0``, CPU).
@@ -307,8 +308,8 @@ def precision_at_recall(points: list[dict[str, float]], recall: float) -> dict[s
     return max((p for p in points if p["recall"] >= recall), key=lambda p: p["threshold"], default=None)
 
 
-def write(out: Path, trained: dict[str, np.ndarray], info: dict[str, Any], storage: str = "int8") -> None:
-    """The verifier file: block matrices in int8 (or float16), the head in float32, ``info`` as JSON."""
+def write(out: Path, trained: dict[str, np.ndarray], info: dict[str, Any], storage: str = STORAGE) -> None:
+    """The verifier file: block matrices in ``storage`` (float16 or int8), the head in float32, ``info`` as JSON."""
     arrays = pack(trained, storage)
     arrays["info"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
     out.parent.mkdir(parents=True, exist_ok=True)
