@@ -106,13 +106,24 @@ async def seed_cache(config: Path) -> None:
     await cache.close()
 
 
-async def lookup_alone(config: Path, calls: int, warmup: int) -> dict[str, float]:
-    """The exact-cache lookup by itself, in this process, on the server's store."""
+def quantiles(seconds: list[float]) -> dict[str, float]:
+    """p50 and p99 in milliseconds."""
+    ordered = sorted(seconds)
+    return {"p50_ms": ordered[len(ordered) // 2] * 1000, "p99_ms": ordered[int(len(ordered) * 0.99)] * 1000}
+
+
+async def open_cache(config: Path) -> Any:
+    """The Sophia server's response cache, opened in this process (same store)."""
     from sophia.cache import ResponseCache
     from sophia.settings import load_settings
 
     settings = load_settings(config)
-    cache = await ResponseCache.open(settings.cache, settings.database_url, None)
+    return await ResponseCache.open(settings.cache, settings.database_url, None)
+
+
+async def lookup_alone(config: Path, calls: int, warmup: int) -> dict[str, float]:
+    """The exact-cache lookup by itself, in this process, on the server's store."""
+    cache = await open_cache(config)
     times = []
     try:
         for i in range(warmup + calls):
@@ -124,8 +135,7 @@ async def lookup_alone(config: Path, calls: int, warmup: int) -> dict[str, float
             assert hit is not None and hit.kind == "exact"
     finally:
         await cache.close()
-    times.sort()
-    return {"p50_ms": times[len(times) // 2] * 1000, "p99_ms": times[int(len(times) * 0.99)] * 1000}
+    return quantiles(times)
 
 
 def sophia_setup(work: Path) -> tuple[Path, str]:
@@ -193,12 +203,7 @@ async def latency(
             if tool == "generate":
                 assert result.structured_content["cache"] == "exact", result.structured_content
         cpu = server.cpu_seconds() - cpu0
-        times.sort()
-        return {
-            "p50_ms": times[len(times) // 2] * 1000,
-            "p99_ms": times[int(len(times) * 0.99)] * 1000,
-            "cpu_us_per_call": cpu / calls * 1e6,
-        }
+        return {**quantiles(times), "cpu_us_per_call": cpu / calls * 1e6}
 
     return dict(await session(server, mode, body))
 
@@ -210,11 +215,7 @@ async def generate_hit(server: Server, config: Path, mode: str, calls: int, warm
     the server's store: all three meet the same machine load, so their ratio does not depend on
     what the machine was doing a few seconds apart (it swung by ±40% measured one after the other).
     """
-    from sophia.cache import ResponseCache
-    from sophia.settings import load_settings
-
-    settings = load_settings(config)
-    cache = await ResponseCache.open(settings.cache, settings.database_url, None)
+    cache = await open_cache(config)
     generate_args = {"prompt": CACHED_PROMPT, "model": CACHED_MODEL}
 
     async def body(client: Client) -> dict[str, float]:
@@ -233,11 +234,7 @@ async def generate_hit(server: Server, config: Path, mode: str, calls: int, warm
                 times["echo"].append(t1 - t0)
                 times["lookup"].append(t2 - t1)
                 times["generate"].append(t3 - t2)
-        out = {}
-        for name, values in times.items():
-            values.sort()
-            out[f"{name}_p50_ms"] = values[len(values) // 2] * 1000
-            out[f"{name}_p99_ms"] = values[int(len(values) * 0.99)] * 1000
+        out = {f"{name}_{q}": v for name, values in times.items() for q, v in quantiles(values).items()}
         out["ratio_p50"] = out["generate_p50_ms"] / (out["echo_p50_ms"] + out["lookup_p50_ms"])
         return out
 

@@ -371,15 +371,14 @@ class PostgresDatabase(Database):
 
         if self._closed:
             raise StorageError(f"the PostgreSQL pool for {self.where} is closed")
+        conn = None
         try:
             conn = await self._pool.acquire()
-        except self._errors as exc:
-            raise StorageError(f"PostgreSQL LISTEN {channel} failed at {self.where}: {exc}") from exc
-        try:
             await conn.add_listener(channel, deliver)
             conn.add_termination_listener(lost)
         except self._errors as exc:
-            await self._pool.release(conn)
+            if conn is not None:
+                await self._pool.release(conn)
             raise StorageError(f"PostgreSQL LISTEN {channel} failed at {self.where}: {exc}") from exc
 
         async def stop() -> None:
