@@ -10,6 +10,7 @@ are which:
     audit.py sample --split test     # writes audit/<split>.jsonl (blind) and audit/<split>-key.json
     # the annotator writes audit/<split>-judged.jsonl: {"id", "verdict": "same"|"different", "why"}
     audit.py score --split test      # precision by the rule and estimated by the audit, per threshold
+    audit.py surface --split test    # the rule on hits that differ only in case, punctuation, articles
 
 ``sample`` replays standard mode with the shipped verifier (the same candidates and first stage as
 the cache: ``sophia.cache.train.judge_all``), then draws 40 distinct false hits from each score band
@@ -36,7 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from sophia.cache import train
+from sophia.cache import rewrites, train
 from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise
 from sophia.cache.verifier import default_verifier
 
@@ -166,13 +167,40 @@ def score(split: str, data: Path) -> None:
         print(f"| {t:.2f} | {hits:,} | {rule:.1%} | {recall:.1%} | {audited:.1%} | {low:.1%}-{high:.1%} |")
 
 
+def surface(split: str, data: Path) -> None:
+    """The rule on the surest hits there are: questions that differ only in case, punctuation or articles.
+
+    No judge needed: such a pair asks the same question. How often do QQP's labels say so, and how
+    often does the scoring rule count such a hit (the ``b``'s only stored match up to those
+    differences) as correct? A verifier can be no more precise, by the rule, than the rule is here.
+    """
+    pairs = load_pairs(data, split=split)
+    by_surface: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for p in pairs:
+        by_surface[rewrites.surface(p.a)].add(normalise(p.a))
+    stored = {normalise(p.a) for p in pairs}
+    own = own_dup = hits = correct = 0
+    for p in pairs:
+        if normalise(p.a) != normalise(p.b) and rewrites.surface(p.a) == rewrites.surface(p.b):
+            own, own_dup = own + 1, own_dup + p.duplicate
+        matches = by_surface.get(rewrites.surface(p.b), set())
+        if normalise(p.b) in stored or len(matches) != 1:
+            continue  # the exact layer answers, or no single match
+        hits += 1
+        correct += p.duplicate and normalise(p.a) in matches
+    print(f"{split}: {own:,} pairs whose two questions differ only in case, punctuation or articles;")
+    print(f"  QQP labels {own_dup:,} of them duplicates ({own_dup / max(own, 1):.1%})")
+    print(f"  {hits:,} b's whose one stored match is such a text: the rule counts {correct:,} correct")
+    print(f"  ({correct / max(hits, 1):.1%}); the rest are the pair's non-duplicate a, or another pair's a")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=("sample", "score"))
+    parser.add_argument("step", choices=("sample", "score", "surface"))
     parser.add_argument("--split", choices=("test", "dev"), default="test")
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args()
-    (sample if args.step == "sample" else score)(args.split, args.data)
+    {"sample": sample, "score": score, "surface": surface}[args.step](args.split, args.data)
     return 0
 
 

@@ -8,7 +8,8 @@ nothing from ``sophia`` so that the venv needs nothing else.
 
 ``WORK.npz`` (written by the prepare step of ``sophia.cache.train``) holds the tokenised training pairs, packed:
 ``ids`` and ``types`` (one row per word piece), ``offsets`` (start of each pair), ``label``,
-``weight`` and ``source`` (0 a labelled pair, 1 and 2 a mined unlabelled neighbour, a negative);
+``weight`` and ``source`` (0 a labelled pair, 1 and 2 a mined unlabelled neighbour, a negative, 3 a
+rewrite of a training question, ``sophia.cache.rewrites``);
 ``--mined-weight`` scales the loss weight of the mined ones (0 leaves them out). The model is the
 first ``--layers`` blocks of all-MiniLM-L6-v2 (weights from ``MODEL_DIR/model.safetensors``)
 with the pair as one input, ``[CLS] a [SEP] b [SEP]`` and token types 0/1, mean-pooled over the
@@ -170,7 +171,7 @@ def main() -> int:
     ids, types, offsets = data["ids"], data["types"], data["offsets"]
     label, weight = data["label"].astype(np.float32), data["weight"].astype(np.float32)
     source = data["source"] if "source" in data.files else np.zeros(len(label), dtype=np.int8)
-    mined = source != 0
+    mined = (source == 1) | (source == 2)
     weight = np.where(mined, weight * np.float32(args.mined_weight), weight).astype(np.float32)
     train_rows = np.flatnonzero(data["train"] & ~(mined & (args.mined_weight <= 0)))
     lengths = np.diff(np.append(offsets, len(ids)))

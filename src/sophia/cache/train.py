@@ -16,7 +16,10 @@ Three steps, all deterministic (fixed seeds, sorted inputs, stable hashes):
    they are mostly paraphrases). Each pair is put in a stable random order (training is then
    symmetric in expectation) and tokenised as ``[CLS] a [SEP] b [SEP]``; a stable sample of
    ``--max-pairs`` (64,000) is kept, to fit the CPU budget. ``--both-orders`` adds each
-   labelled pair of the sample a second time, the other way round.
+   labelled pair of the sample a second time, the other way round. ``--rewrites N`` adds N
+   reworded and N altered copies of training questions (``sophia.cache.rewrites``, kept whole
+   in the sample) and leaves out mined neighbours that differ from their query only in case,
+   punctuation or articles (tried, not shipped: benchmarks/cache/README.md).
 2. **fit** (torch, in a throwaway venv outside the project's dependencies: ``cross_fit.py``):
    fine-tune the first ``--layers`` (4) MiniLM blocks but the bottom ``--frozen`` (0) (the
    embeddings stay as shipped) and a linear head, the mined negatives' loss weighted by
@@ -55,6 +58,7 @@ import numpy as np
 from sophia.cache.cross_encoder import pack
 from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise, top_k
 from sophia.cache.pairs import components
+from sophia.cache.rewrites import rewrite_pairs, surface
 from sophia.cache.verifier import FORMAT, WEIGHTS_FILE, Verifier
 from sophia.providers.minilm import default_model_dir, get_minilm
 
@@ -66,6 +70,7 @@ SEED = 20240
 LAYERS, FROZEN = 4, 0
 EPOCHS, ROUNDS, LR, HEAD_LR = 1.0, 2, 1e-4, 1e-3
 MINED_WEIGHT = 1.0
+REWRITES = 0
 STORAGE = "float16"
 FLOOR, JUDGED = 0.75, 2
 MINED_K = 2
@@ -90,8 +95,14 @@ def split_dev(dev: list[Pair], holdout_pct: int) -> tuple[list[Pair], list[Pair]
     ]
 
 
-def training_pairs(part: list[Pair], emb: Embeddings, k: int = MINED_K) -> list[tuple[str, str, float, int]]:
-    """(left, right, label, source) with source 0 labelled, 1 b->a neighbour, 2 a->a neighbour."""
+def training_pairs(
+    part: list[Pair], emb: Embeddings, k: int = MINED_K, rewrites: int = REWRITES
+) -> list[tuple[str, str, float, int]]:
+    """(left, right, label, source): source 0 labelled, 1 b->a neighbour, 2 a->a neighbour, 3 rewrite.
+
+    A mined neighbour with the same surface as its query (``rewrites.surface``: only case,
+    punctuation or articles differ) is left out when ``rewrites`` is on: it is no negative.
+    """
     direct = {frozenset((normalise(p.a), normalise(p.b))): p.duplicate for p in part}
     linked = components(part, duplicates_only=True)
     seen: set[frozenset[str]] = set()
@@ -105,6 +116,8 @@ def training_pairs(part: list[Pair], emb: Embeddings, k: int = MINED_K) -> list[
         label = direct.get(key)
         if label is None and linked.get(nx, -1) == linked.get(ny, -2):
             return  # linked through a chain of duplicate labels: most likely the same question
+        if label is None and rewrites and surface(x) == surface(y):
+            return  # only case, punctuation or articles differ: no negative
         seen.add(key)
         out.append((x, y, float(bool(label)), source))
 
@@ -119,16 +132,31 @@ def training_pairs(part: list[Pair], emb: Embeddings, k: int = MINED_K) -> list[
             for j, s in zip(idx[i], sims[i], strict=True):
                 if s >= FLOOR:
                     add(text, a_texts[j], kind)
+    for x, y, label in rewrite_pairs(a_texts + b_texts, rewrites):
+        key = frozenset((normalise(x), normalise(y)))
+        if key not in seen:
+            seen.add(key)
+            out.append((x, y, label, 3))
     return out
 
 
-def prepare(part: list[Pair], emb: Embeddings, work: Path, max_pairs: int, both_orders: bool = False) -> Path:
+def prepare(
+    part: list[Pair],
+    emb: Embeddings,
+    work: Path,
+    max_pairs: int,
+    both_orders: bool = False,
+    rewrites: int = REWRITES,
+) -> Path:
     from tokenizers import Tokenizer
 
-    pairs = training_pairs(part, emb)
-    if len(pairs) > max_pairs:  # a stable random sample, to fit the CPU budget
+    pairs = training_pairs(part, emb, rewrites=rewrites)
+    if len(pairs) > max_pairs:  # a stable random sample (rewrites always kept), to fit the CPU budget
+        kept = [p for p in pairs if p[3] == 3]
+        pairs = [p for p in pairs if p[3] != 3]
+        max_pairs = max(0, max_pairs - len(kept))
         ranked = sorted(range(len(pairs)), key=lambda i: stable(pairs[i][0] + "\n" + pairs[i][1], "sample"))
-        pairs = [pairs[i] for i in sorted(ranked[:max_pairs])]
+        pairs = [pairs[i] for i in sorted(ranked[:max_pairs])] + kept
     tokenizer = Tokenizer.from_file(str(default_model_dir() / "tokenizer.json"))
     tokenizer.enable_truncation(max_length=256)
     tokenizer.no_padding()
@@ -154,7 +182,7 @@ def prepare(part: list[Pair], emb: Embeddings, work: Path, max_pairs: int, both_
         source=source,
         train=np.ones(len(keep), dtype=bool),
     )
-    counts = {s: int((source == s).sum()) for s in (0, 1, 2)}
+    counts = {s: int((source == s).sum()) for s in (0, 1, 2, 3)}
     log(
         f"{len(keep):,} training pairs ({int(label.sum()):,} positive; by source {counts}), {lengths.sum():,} tokens"
     )
@@ -350,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--both-orders", action="store_true", help="train on each labelled pair both ways round"
     )
+    parser.add_argument(
+        "--rewrites",
+        type=int,
+        default=REWRITES,
+        help="add up to N reworded (positive) and N altered (negative) copies of training questions",
+    )
     parser.add_argument("--checkpoints", action="store_true", help="also keep the weights after each epoch")
     parser.add_argument(
         "--storage", choices=("int8", "float16"), default=STORAGE, help="block matrices in the file"
@@ -370,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     work_file = args.work / "cross-train.npz"
     trained_file = args.trained or args.work / "cross-trained.npz"
     if "prepare" in steps:
-        prepare(train_part, emb, args.work, args.max_pairs, args.both_orders)
+        prepare(train_part, emb, args.work, args.max_pairs, args.both_orders, args.rewrites)
     if "fit" in steps:
         fit(args.torch_python, work_file, trained_file, args)
     if "calibrate" not in steps:
@@ -391,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         "head_lr": args.head_lr,
         "mined_weight": args.mined_weight,
         "both_orders": args.both_orders,
+        "rewrites": args.rewrites,
         "max_pairs": args.max_pairs,
         "init": args.init.name if args.init is not None else None,
         "storage": args.storage,

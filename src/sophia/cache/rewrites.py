@@ -1,0 +1,200 @@
+"""Rewordings of training questions, for a verifier that also holds on chat questions.
+
+QQP teaches the verifier what Quora's annotators called the same question, and its mined
+neighbours (unlabelled near paraphrases, scored as negatives) make it strict about surface
+changes: "How can I cancel my subscription?" against "How do I cancel my subscription?" scores
+about 0.56. Chat users reword the opening of a question far more often than Quora titles do, so
+the training part of dev can be extended with rewrites of its own questions:
+
+* **same meaning** (positive): an interchangeable opening ("how do I" / "how can I", "what is" /
+  "what's", "can I" / "is it possible to" / "am I able to", "what is X" / "can you explain what
+  X is"), or a courtesy around the question ("please", "can you tell me ...");
+* **other meaning** (negative): another question word ("how" / "why" / "when"), another modal
+  ("can I" / "should I"), or one word replaced by its opposite ("add" / "remove", "buy" /
+  "sell", "before" / "after", ...), so that the model does not learn "a changed word is fine".
+
+Every rule is a fixed table; which rewrite a question gets is chosen by a stable hash, so the
+pairs are the same on every rebuild. Only questions of the training part are rewritten (never
+the held-out part, never test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+#: openings with the same meaning, each group interchangeable (matched at the start, lower case)
+SAME_OPENINGS: tuple[tuple[str, ...], ...] = (
+    ("how do i ", "how can i ", "how could i "),
+    ("how do you ", "how can you ", "how does one "),
+    ("what is ", "what's "),
+    ("where is ", "where's "),
+    ("who is ", "who's "),
+    ("can i ", "is it possible to ", "am i able to "),
+    ("what is the best way to ", "what's the best way to ", "what is a good way to "),
+    ("is there any way to ", "is there a way to ", "is it possible to "),
+    ("what are some ", "what are a few ", "what are "),
+)
+#: openings with another meaning (a rewrite from one group to another of the same row)
+OTHER_OPENINGS: tuple[tuple[str, ...], ...] = (
+    ("how do i ", "why do i ", "when do i ", "where do i "),
+    ("how can i ", "why can i not ", "when can i "),
+    ("can i ", "should i ", "must i "),
+    ("what is ", "what was "),
+    ("why is ", "how is ", "when is "),
+    ("is it ", "why is it ", "when is it "),
+)
+#: courtesy around a question that does not change it (prefix, suffix)
+COURTESY: tuple[tuple[str, str], ...] = (
+    ("please tell me: ", ""),
+    ("quick question: ", ""),
+    ("", " thanks!"),
+    ("hi, ", ""),
+    ("i'd like to know: ", ""),
+)
+#: single words and their opposites (both directions). Kept out on purpose: the opposites in
+#: benchmarks/cache/chat_pairs.jsonl's near misses (open/close, connect/disconnect, learn/teach,
+#: on/off, biggest/smallest), so that that check measures what the model generalises to.
+OPPOSITES: tuple[tuple[str, str], ...] = (
+    ("add", "remove"),
+    ("start", "stop"),
+    ("buy", "sell"),
+    ("win", "lose"),
+    ("increase", "decrease"),
+    ("enable", "disable"),
+    ("install", "uninstall"),
+    ("lock", "unlock"),
+    ("upload", "download"),
+    ("import", "export"),
+    ("before", "after"),
+    ("more", "less"),
+    ("best", "worst"),
+    ("first", "last"),
+    ("cheap", "expensive"),
+    ("maximum", "minimum"),
+    ("good", "bad"),
+    ("advantages", "disadvantages"),
+    ("positive", "negative"),
+    ("rich", "poor"),
+    ("hire", "fire"),
+    ("join", "leave"),
+    ("love", "hate"),
+    ("gain", "lose"),
+    ("male", "female"),
+    ("husband", "wife"),
+    ("boy", "girl"),
+    ("men", "women"),
+    ("old", "new"),
+    ("high", "low"),
+    ("fast", "slow"),
+    ("easy", "hard"),
+    ("true", "false"),
+    ("legal", "illegal"),
+    ("online", "offline"),
+    ("inside", "outside"),
+    ("success", "failure"),
+    ("happy", "sad"),
+    ("north", "south"),
+    ("east", "west"),
+    ("include", "exclude"),
+    ("accept", "reject"),
+    ("send", "receive"),
+    ("subscribe", "unsubscribe"),
+)
+_OPPOSITE = {x: y for a, b in OPPOSITES for x, y in ((a, b), (b, a))}
+_WORD = re.compile(r"[A-Za-z]+")
+_SURFACE = re.compile(r"[\w+#]+")
+_ARTICLES = frozenset(("a", "an", "the"))
+
+
+def stable(text: str, salt: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{salt}{text}".encode(), digest_size=8).digest(), "big")
+
+
+def _swap_opening(text: str, groups: Iterable[tuple[str, ...]], pick: int) -> str | None:
+    low = text.lower()
+    for group in groups:
+        for opening in sorted(group, key=len, reverse=True):  # the longest opening that matches
+            if low.startswith(opening):
+                others = [o for o in group if o != opening]
+                other = others[pick % len(others)]
+                return _capital(re.sub(r"\bi\b", "I", other) + text[len(opening) :])
+    return None
+
+
+def _explain(text: str) -> str | None:
+    """'What is X?' -> 'Can you explain what X is?' (short questions only)."""
+    match = re.fullmatch(r"(?i)what is (.{3,60}?)\s*\?", text.strip())
+    if match is None:
+        return None
+    return f"Can you explain what {match.group(1)} is?"
+
+
+def _courtesy(text: str, pick: int) -> str:
+    prefix, suffix = COURTESY[pick % len(COURTESY)]
+    body = text.strip()
+    if prefix:
+        body = prefix + body[:1].lower() + body[1:]
+    return _capital(body + suffix)
+
+
+def _opposite(text: str, pick: int) -> str | None:
+    words = [m for m in _WORD.finditer(text) if m.group(0).lower() in _OPPOSITE]
+    if not words:
+        return None
+    m = words[pick % len(words)]
+    word = m.group(0)
+    new = _OPPOSITE[word.lower()]
+    if word[0].isupper():
+        new = new.capitalize()
+    return text[: m.start()] + new + text[m.end() :]
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def same_meaning(text: str) -> str | None:
+    """A rewording of ``text`` with the same meaning, or None when no rule applies.
+
+    Another opening where one is known, else "can you explain", else (one question in four) a
+    courtesy: every question could take one, and the model would learn little more from them.
+    """
+    h = stable(text, "same")
+    out = _swap_opening(text, SAME_OPENINGS, h >> 8) or _explain(text)
+    if out is None and h % 4 == 0:
+        out = _courtesy(text, h >> 8)
+    return out if out is not None and out.lower() != text.lower() else None
+
+
+def other_meaning(text: str) -> str | None:
+    """A near copy of ``text`` that asks something else, or None when no rule applies.
+
+    A word to its opposite or another question word: the hash picks which is tried first.
+    """
+    h = stable(text, "other")
+    opposite, opening = _opposite(text, h >> 8), _swap_opening(text, OTHER_OPENINGS, h >> 8)
+    out = (opposite or opening) if h % 2 else (opening or opposite)
+    return out if out is not None and out.lower() != text.lower() else None
+
+
+def surface(text: str) -> tuple[str, ...]:
+    """The words of ``text`` without case, punctuation and articles: two texts with the same
+    surface ask the same question (a mined neighbour with the same surface is no negative)."""
+    return tuple(w for w in _SURFACE.findall(text.lower().replace("'", "")) if w not in _ARTICLES)
+
+
+def rewrite_pairs(texts: Iterable[str], limit: int) -> list[tuple[str, str, float]]:
+    """Up to ``limit`` positive and ``limit`` negative (original, rewrite, label) pairs, stably sampled."""
+    ordered = sorted(set(texts), key=lambda t: stable(t, "rewrite"))
+    positives: list[tuple[str, str, float]] = []
+    negatives: list[tuple[str, str, float]] = []
+    for text in ordered:
+        if len(positives) < limit and (same := same_meaning(text)) is not None:
+            positives.append((text, same, 1.0))
+        if len(negatives) < limit and (other := other_meaning(text)) is not None:
+            negatives.append((text, other, 0.0))
+        if len(positives) >= limit and len(negatives) >= limit:
+            break
+    return positives + negatives

@@ -1,0 +1,43 @@
+"""The verifier on the chat pairs of ``benchmarks/cache/chat.py`` (written for Sophia, not QQP).
+
+Pins what benchmarks/cache/README.md reports for the shipped verifier, so that a rebuilt verifier
+shows up here and the README is updated with it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sophia.cache.verifier import default_verifier
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("chat_bench", ROOT / "benchmarks" / "cache" / "chat.py")
+assert spec is not None and spec.loader is not None
+chat_bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(chat_bench)
+
+
+def test_the_chat_pairs_are_thirty_rewordings_and_thirty_near_misses() -> None:
+    rows = [
+        json.loads(line) for line in (ROOT / "benchmarks/cache/chat_pairs.jsonl").read_text().splitlines()
+    ]
+    assert sum(r["same"] for r in rows) == 30 and sum(not r["same"] for r in rows) == 30
+    assert len({(r["stored"], r["asked"]) for r in rows}) == 60
+
+
+def test_the_shipped_verifier_serves_no_near_miss_at_its_default() -> None:
+    rows = [
+        json.loads(line) for line in (ROOT / "benchmarks/cache/chat_pairs.jsonl").read_text().splitlines()
+    ]
+    verifier = default_verifier()
+    scores = chat_bench.score(verifier, rows)
+    same = np.array([r["same"] for r in rows])
+    points = {p["threshold"]: p for p in chat_bench.summary(scores, same, [0.5, verifier.threshold])}
+    assert points[verifier.threshold]["near_misses_served"] == "0/30"
+    # the figures benchmarks/cache/README.md gives for the shipped verifier
+    assert points[verifier.threshold]["rewordings_served"] == "0/30"
+    assert points[0.5] == {"threshold": 0.5, "rewordings_served": "18/30", "near_misses_served": "3/30"}
