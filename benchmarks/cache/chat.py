@@ -24,6 +24,10 @@ from sophia.providers.minilm import get_minilm
 HERE = Path(__file__).resolve().parent
 
 
+def load(path: Path = HERE / "chat_pairs.jsonl") -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def score(verifier: Verifier, rows: list[dict[str, object]]) -> np.ndarray:
     encoder = get_minilm()
     out = np.empty(len(rows), np.float32)
@@ -53,7 +57,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=HERE / "chat_pairs.jsonl")
     parser.add_argument("--show", action="store_true", help="print every pair's score")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in args.pairs.read_text().splitlines() if line.strip()]
+    rows = load(args.pairs)
     verifier = Verifier.load(args.verifier, get_minilm())
     scores = score(verifier, rows)
     same = np.array([bool(r["same"]) for r in rows])

@@ -7,7 +7,6 @@ shows up here and the README is updated with it.
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +21,13 @@ spec.loader.exec_module(chat_bench)
 
 
 def test_the_chat_pairs_are_thirty_rewordings_and_thirty_near_misses() -> None:
-    rows = [
-        json.loads(line) for line in (ROOT / "benchmarks/cache/chat_pairs.jsonl").read_text().splitlines()
-    ]
+    rows = chat_bench.load()
     assert sum(r["same"] for r in rows) == 30 and sum(not r["same"] for r in rows) == 30
     assert len({(r["stored"], r["asked"]) for r in rows}) == 60
 
 
 def test_the_shipped_verifier_serves_no_near_miss_at_its_default() -> None:
-    rows = [
-        json.loads(line) for line in (ROOT / "benchmarks/cache/chat_pairs.jsonl").read_text().splitlines()
-    ]
+    rows = chat_bench.load()
     verifier = default_verifier()
     scores = chat_bench.score(verifier, rows)
     same = np.array([r["same"] for r in rows])

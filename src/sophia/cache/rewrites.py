@@ -187,6 +187,8 @@ def surface(text: str) -> tuple[str, ...]:
 
 def rewrite_pairs(texts: Iterable[str], limit: int) -> list[tuple[str, str, float]]:
     """Up to ``limit`` positive and ``limit`` negative (original, rewrite, label) pairs, stably sampled."""
+    if limit <= 0:
+        return []
     ordered = sorted(set(texts), key=lambda t: stable(t, "rewrite"))
     positives: list[tuple[str, str, float]] = []
     negatives: list[tuple[str, str, float]] = []
