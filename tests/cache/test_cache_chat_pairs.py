@@ -34,5 +34,5 @@ def test_the_shipped_verifier_serves_no_near_miss_at_its_default() -> None:
     points = {p["threshold"]: p for p in chat_bench.summary(scores, same, [0.5, verifier.threshold])}
     assert points[verifier.threshold]["near_misses_served"] == "0/30"
     # the figures benchmarks/cache/README.md gives for the shipped verifier
-    assert points[verifier.threshold]["rewordings_served"] == "0/30"
-    assert points[0.5] == {"threshold": 0.5, "rewordings_served": "18/30", "near_misses_served": "3/30"}
+    assert points[verifier.threshold]["rewordings_served"] == "5/30"
+    assert points[0.5] == {"threshold": 0.5, "rewordings_served": "17/30", "near_misses_served": "1/30"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sophia.cache.rewrites import other_meaning, rewrite_pairs, same_meaning, surface
+from sophia.cache.rewrites import other_meaning, rewrite_pairs, same_meaning, substitutions, surface
 from sophia.cache.train import main as train_main
 
 
@@ -87,3 +87,21 @@ def test_rewrites_enter_the_training_pairs_when_asked(tmp_path: Path) -> None:
     assert not (sources[0][0] == 3).any()
     source, label = sources[5]
     assert (source == 3).sum() == 10 and label[source == 3].sum() == 5
+
+
+def test_substitutions_keep_swaps_only_non_duplicates_make() -> None:
+    pairs = [
+        ("How do I learn Python quickly?", "How do I learn Java quickly?", False),
+        ("What is a good laptop for coding?", "What is a good notebook for coding?", True),
+        (
+            "What is a good laptop for gaming?",
+            "What is a good notebook for gaming?",
+            False,
+        ),  # also a dup: out
+        ("Is this phone good?", "Is that phone good?", False),  # function words: out
+        ("How do I cook rice?", "How can I cook rice fast?", False),  # not one word: out
+    ]
+    table = substitutions(pairs)
+    assert table == {"python": ("java",), "java": ("python",)}
+    assert other_meaning("Which Python book do you like?", table) == "Which Java book do you like?"
+    assert other_meaning("Which Python book do you like?") is None  # no table, no other rule applies

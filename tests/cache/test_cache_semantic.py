@@ -3,9 +3,9 @@
 These run the real MiniLM encoder and the shipped verifier. Hard negatives must miss at the
 default threshold (precision first, chosen on the dev split) and at the benchmark's "balanced"
 operating point 0.5; paraphrases are checked at 0.5, because at the default the QQP-trained
-verifier (a cross-encoder) serves only rewordings it is very sure of: of these twelve, about one
-(list vs tuple) scores above its default. The cases it gets wrong are marked ``xfail`` (strict)
-with the reason, so that a better verifier shows up as an XPASS.
+verifier (a cross-encoder) serves only rewordings it is very sure of: of these twelve, four
+(cancel, capital, list vs tuple, PayPal) score above its default. The cases it gets wrong are
+marked ``xfail`` (strict) with the reason, so that a better verifier shows up as an XPASS.
 """
 
 from __future__ import annotations
@@ -20,29 +20,17 @@ from sophia.cache import ResponseCache
 
 BALANCED = 0.5
 UNSURE = "the QQP-trained verifier treats an added clause or a swapped verb as a new question"
-#: served by the earlier feature MLP at 0.5, not by the cross-encoder (scores 0.22-0.46)
+#: served by the earlier feature MLP at 0.5, not by the cross-encoder (scores 0.08 and 0.38)
 CONSERVATIVE = (
     "the cross-encoder, trained with unlabelled QQP neighbours as negatives, scores this rewording below 0.5"
 )
 
 PARAPHRASES = [
-    pytest.param(
-        "How do I reset my password?",
-        "I forgot my password, how can I reset it?",
-        marks=pytest.mark.xfail(reason=UNSURE, strict=True),
-    ),
+    ("How do I reset my password?", "I forgot my password, how can I reset it?"),
     ("How can I cancel my subscription?", "How do I cancel my subscription?"),
     ("What is the capital of France?", "What's the capital city of France?"),
-    pytest.param(
-        "How do I change my email address?",
-        "How can I update my email address?",
-        marks=pytest.mark.xfail(reason=UNSURE, strict=True),
-    ),
-    pytest.param(
-        "How do I export my data to CSV?",
-        "How can I export my data as a CSV file?",
-        marks=pytest.mark.xfail(reason=CONSERVATIVE, strict=True),
-    ),
+    ("How do I change my email address?", "How can I update my email address?"),
+    ("How do I export my data to CSV?", "How can I export my data as a CSV file?"),
     pytest.param(
         "What is a neural network?",
         "Can you explain what a neural network is?",
@@ -63,11 +51,7 @@ PARAPHRASES = [
         "How many days does shipping to Canada take?",
         marks=pytest.mark.xfail(reason=CONSERVATIVE, strict=True),
     ),
-    pytest.param(
-        "Can I pay with PayPal?",
-        "Is it possible to pay with PayPal?",
-        marks=pytest.mark.xfail(reason=UNSURE, strict=True),
-    ),
+    ("Can I pay with PayPal?", "Is it possible to pay with PayPal?"),
     pytest.param(
         "How do I enable two-factor authentication?",
         "How can I turn on two-factor authentication?",
@@ -89,8 +73,6 @@ HARD_NEGATIVES = [
     ("How many employees joined in 2023?", "How many employees left in 2023?"),
     ("Convert 10 miles to kilometers", "Convert 10 kilometers to miles"),
 ]
-#: served at the balanced point: an antonym the word vectors see as close (scored just above 0.5)
-LEAKS_AT_BALANCED = {"How many employees left in 2023?"}
 
 
 @pytest.fixture
@@ -116,15 +98,7 @@ async def test_near_miss_is_not_served_at_the_default_threshold(
     assert await answer(cache, asked) is None, f"{asked!r} must not reuse the answer to {stored!r}"
 
 
-@pytest.mark.parametrize(
-    ("stored", "asked"),
-    [
-        pytest.param(*pair, marks=pytest.mark.xfail(reason="known leak, see LEAKS_AT_BALANCED", strict=False))
-        if pair[1] in LEAKS_AT_BALANCED
-        else pair
-        for pair in HARD_NEGATIVES
-    ],
-)
+@pytest.mark.parametrize(("stored", "asked"), HARD_NEGATIVES)
 async def test_near_miss_is_not_served_at_the_balanced_point(
     balanced: ResponseCache, stored: str, asked: str
 ) -> None:

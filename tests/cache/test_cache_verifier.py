@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sophia.cache.cross_encoder import CrossEncoder
 from sophia.cache.features import analyse, guard
 from sophia.cache.train import main as train_main
 from sophia.cache.verifier import WEIGHTS_FILE, Verifier, default_verifier
@@ -36,6 +37,11 @@ NEAR_MISSES = [
 
 def shipped() -> Path:
     return Path(str(resources.files("sophia.cache") / WEIGHTS_FILE))
+
+
+def shipped_arrays() -> dict[str, np.ndarray]:
+    with np.load(shipped()) as data:
+        return {k: data[k] for k in data.files if k != "info"}
 
 
 def score(verifier: Verifier, a: str, b: str) -> float:
@@ -69,8 +75,8 @@ def test_guards(a: str, b: str, reason: str | None) -> None:
 def test_paraphrases_outscore_near_misses_which_stay_below_the_threshold() -> None:
     """Chat questions written for this test, not QQP: the model ranks them right.
 
-    It is conservative on rewordings (trained with unlabelled QQP neighbours as negatives), so a
-    paraphrase is not necessarily above the precision-first default; see test_cache_semantic.py.
+    A paraphrase is not necessarily above the precision-first default (the verifier is trained
+    with unlabelled QQP neighbours as negatives); see test_cache_semantic.py.
     """
     verifier = default_verifier()
     paraphrases = [score(verifier, a, b) for a, b in PARAPHRASES]
@@ -80,9 +86,22 @@ def test_paraphrases_outscore_near_misses_which_stay_below_the_threshold() -> No
 
 
 @pytest.mark.parametrize(("a", "b"), PARAPHRASES + NEAR_MISSES)
-def test_scores_are_nearly_symmetric(a: str, b: str) -> None:
+def test_which_question_came_first_never_changes_the_score(a: str, b: str) -> None:
     verifier = default_verifier()
-    assert score(verifier, a, b) == pytest.approx(score(verifier, b, a), abs=0.1)
+    assert verifier.model.symmetric
+    assert score(verifier, a, b) == pytest.approx(score(verifier, b, a), abs=1e-5)
+
+
+def test_a_symmetric_model_averages_the_logits_of_both_orders() -> None:
+    verifier = default_verifier()
+    model = verifier.model
+    one_way = CrossEncoder(
+        model.encoder, shipped_arrays(), int(verifier.info["layers"]), int(verifier.info["frozen"])
+    )
+    pairs = [PARAPHRASES[1], NEAR_MISSES[1]]
+    forward, backward = one_way.logits(pairs), one_way.logits([(b, a) for a, b in pairs])
+    assert np.abs(forward - backward).max() > 1e-3  # the network itself is not symmetric
+    np.testing.assert_allclose(model.logits(pairs), (forward + backward) / 2, atol=1e-4)
 
 
 def test_first_stage_settles_guarded_far_and_identical_candidates() -> None:

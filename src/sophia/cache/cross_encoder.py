@@ -88,7 +88,14 @@ def unpack(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class CrossEncoder:
     """``logits(pairs)``: one float per (query, candidate) pair, higher means the same question."""
 
-    def __init__(self, encoder: MiniLM, arrays: dict[str, np.ndarray], layers: int, frozen: int) -> None:
+    def __init__(
+        self,
+        encoder: MiniLM,
+        arrays: dict[str, np.ndarray],
+        layers: int,
+        frozen: int,
+        symmetric: bool = False,
+    ) -> None:
         if not 0 <= frozen < layers <= len(encoder.layers):
             raise ConfigError(f"cross-encoder: {layers} layers with {frozen} frozen does not fit the encoder")
         weights = unpack(arrays)
@@ -104,12 +111,18 @@ class CrossEncoder:
             raise ConfigError(f"cross-encoder head has shape {self.head_w.shape}, expected ({encoder.dim},)")
         self.encoder = encoder
         self.layers = (*encoder.layers[:frozen], *replaced)
+        self.symmetric = symmetric
 
     def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """One logit per pair; ``symmetric``: the mean of both orders (one batch), so that which
+        question came first never changes the verdict."""
         if not pairs:
             return np.empty(0, dtype=np.float32)
-        states = self.encoder.pair_states(pairs, self.layers)
-        return (states @ self.head_w + self.head_b).astype(np.float32)
+        both = [*pairs, *((b, a) for a, b in pairs)] if self.symmetric else pairs
+        z = self.encoder.pair_states(both, self.layers) @ self.head_w + self.head_b
+        if self.symmetric:
+            z = 0.5 * (z[: len(pairs)] + z[len(pairs) :])
+        return z.astype(np.float32)
 
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """``sigmoid(logits)``, in [0, 1]."""

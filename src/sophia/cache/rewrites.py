@@ -10,8 +10,10 @@ the training part of dev can be extended with rewrites of its own questions:
   "what's", "can I" / "is it possible to" / "am I able to", "what is X" / "can you explain what
   X is"), or a courtesy around the question ("please", "can you tell me ...");
 * **other meaning** (negative): another question word ("how" / "why" / "when"), another modal
-  ("can I" / "should I"), or one word replaced by its opposite ("add" / "remove", "buy" /
-  "sell", "before" / "after", ...), so that the model does not learn "a changed word is fine".
+  ("can I" / "should I"), one word replaced by its opposite ("add" / "remove", "buy" / "sell",
+  "before" / "after", ...), or one word swapped the way a labelled non-duplicate pair of the
+  training part swaps it ("Python" / "Java", "week" / "month": ``substitutions``), so that the
+  model does not learn "a changed word is fine".
 
 Every rule is a fixed table; which rewrite a question gets is chosen by a stable hash, so the
 pairs are the same on every rebuild. Only questions of the training part are rewritten (never
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 #: openings with the same meaning, each group interchangeable (matched at the start, lower case)
 SAME_OPENINGS: tuple[tuple[str, ...], ...] = (
@@ -104,6 +106,47 @@ OPPOSITES: tuple[tuple[str, str], ...] = (
 )
 _OPPOSITE = {x: y for a, b in OPPOSITES for x, y in ((a, b), (b, a))}
 _WORD = re.compile(r"[A-Za-z]+")
+_FUNCTION = frozenset(
+    [
+        "this",
+        "that",
+        "what",
+        "which",
+        "with",
+        "from",
+        "your",
+        "their",
+        "will",
+        "would",
+        "should",
+        "could",
+        "have",
+        "does",
+        "into",
+        "about",
+        "there",
+        "these",
+        "those",
+        "some",
+        "many",
+        "much",
+        "more",
+        "most",
+        "been",
+        "were",
+        "when",
+        "where",
+        "then",
+        "than",
+        "also",
+        "just",
+        "only",
+        "very",
+        "them",
+        "they",
+    ]
+)
+_LETTERS = re.compile(r"[a-z0-9]+")
 _SURFACE = re.compile(r"[\w+#]+")
 _ARTICLES = frozenset(("a", "an", "the"))
 
@@ -168,15 +211,56 @@ def same_meaning(text: str) -> str | None:
     return out if out is not None and out.lower() != text.lower() else None
 
 
-def other_meaning(text: str) -> str | None:
+def other_meaning(text: str, swaps: Mapping[str, tuple[str, ...]] | None = None) -> str | None:
     """A near copy of ``text`` that asks something else, or None when no rule applies.
 
-    A word to its opposite or another question word: the hash picks which is tried first.
+    A word to its opposite, another question word, or (with ``swaps``, from ``substitutions``) a
+    word replaced the way a labelled non-duplicate pair replaced it: the hash picks the order.
     """
     h = stable(text, "other")
-    opposite, opening = _opposite(text, h >> 8), _swap_opening(text, OTHER_OPENINGS, h >> 8)
-    out = (opposite or opening) if h % 2 else (opening or opposite)
+    tried = [
+        _opposite(text, h >> 8),
+        _swap_opening(text, OTHER_OPENINGS, h >> 8),
+        _swap_word(text, swaps, h >> 8) if swaps else None,
+    ]
+    start = h % len(tried)
+    out = next((t for t in tried[start:] + tried[:start] if t is not None), None)
     return out if out is not None and out.lower() != text.lower() else None
+
+
+def substitutions(pairs: Iterable[tuple[str, str, bool]]) -> dict[str, tuple[str, ...]]:
+    """Words that labelled pairs show to change a question: ``{word: replacements}``.
+
+    From every (a, b, duplicate) pair whose two sides differ in exactly one word (same length;
+    letters only, 4+ letters, no function word, on both sides): the swap is kept when only non-duplicate pairs make it ("learn
+    Python" / "learn Java"), and dropped when a duplicate pair makes it too (a synonym, or noise).
+    """
+    seen: dict[tuple[str, str], set[bool]] = {}
+    for a, b, duplicate in pairs:
+        x, y = _LETTERS.findall(a.lower()), _LETTERS.findall(b.lower())
+        if len(x) != len(y):
+            continue
+        diff = [(u, v) for u, v in zip(x, y, strict=True) if u != v]
+        if len(diff) == 1 and all(len(w) >= 4 and w.isalpha() and w not in _FUNCTION for w in diff[0]):
+            seen.setdefault(diff[0], set()).add(duplicate)
+            seen.setdefault(diff[0][::-1], set()).add(duplicate)
+    table: dict[str, list[str]] = {}
+    for (u, v), labels in sorted(seen.items()):
+        if labels == {False}:
+            table.setdefault(u, []).append(v)
+    return {u: tuple(vs) for u, vs in table.items()}
+
+
+def _swap_word(text: str, swaps: Mapping[str, tuple[str, ...]], pick: int) -> str | None:
+    words = [m for m in _WORD.finditer(text) if m.group(0).lower() in swaps]
+    if not words:
+        return None
+    m = words[pick % len(words)]
+    options = swaps[m.group(0).lower()]
+    new = options[(pick >> 4) % len(options)]
+    if m.group(0)[0].isupper():
+        new = new.capitalize()
+    return text[: m.start()] + new + text[m.end() :]
 
 
 def surface(text: str) -> tuple[str, ...]:
@@ -185,7 +269,9 @@ def surface(text: str) -> tuple[str, ...]:
     return tuple(w for w in _SURFACE.findall(text.lower().replace("'", "")) if w not in _ARTICLES)
 
 
-def rewrite_pairs(texts: Iterable[str], limit: int) -> list[tuple[str, str, float]]:
+def rewrite_pairs(
+    texts: Iterable[str], limit: int, swaps: Mapping[str, tuple[str, ...]] | None = None
+) -> list[tuple[str, str, float]]:
     """Up to ``limit`` positive and ``limit`` negative (original, rewrite, label) pairs, stably sampled."""
     if limit <= 0:
         return []
@@ -195,7 +281,7 @@ def rewrite_pairs(texts: Iterable[str], limit: int) -> list[tuple[str, str, floa
     for text in ordered:
         if len(positives) < limit and (same := same_meaning(text)) is not None:
             positives.append((text, same, 1.0))
-        if len(negatives) < limit and (other := other_meaning(text)) is not None:
+        if len(negatives) < limit and (other := other_meaning(text, swaps)) is not None:
             negatives.append((text, other, 0.0))
         if len(positives) >= limit and len(negatives) >= limit:
             break

@@ -69,7 +69,9 @@ class Verifier:
             layers, frozen, threshold = int(info["layers"]), int(info["frozen"]), float(info["threshold"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"the cache verifier {source} lacks {exc}") from exc
-        model = CrossEncoder(encoder or get_minilm(), arrays, layers, frozen)
+        model = CrossEncoder(
+            encoder or get_minilm(), arrays, layers, frozen, bool(info.get("symmetric", False))
+        )
         return cls(model, threshold, info)
 
     def scores(self, query: str, q_emb: np.ndarray, candidates: list[str], c_emb: np.ndarray) -> np.ndarray:
