@@ -29,17 +29,19 @@ end, every labelled duplicate taken as right).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
 import sys
 from collections import defaultdict
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from sophia.cache import rewrites, train
 from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise
-from sophia.cache.verifier import default_verifier
+from sophia.cache.verifier import WEIGHTS_FILE, default_verifier
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -52,9 +54,14 @@ THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.87, 0.9)
 
 
 def replayed(split: str) -> Path:
-    """Where ``sample`` keeps the replay (git-ignored; ``score`` replays again when it is missing)."""
+    """Where the replay of the shipped verifier is kept (git-ignored; replayed again when missing)."""
     WORK.mkdir(parents=True, exist_ok=True)
-    return WORK / f"audit-{split}-replay.json"
+    return WORK / f"audit-{split}-{verifier_digest()}-replay.json"
+
+
+def verifier_digest() -> str:
+    """sha256 (first 16 hex digits) of the shipped verifier file: which verifier a sample was drawn with."""
+    return hashlib.sha256((resources.files("sophia.cache") / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
 
 
 def split_pairs(data: Path, split: str) -> list[Pair]:
@@ -111,13 +118,22 @@ def sample(split: str, data: Path) -> None:
         json.dumps([{"id": i, **it} for i, it in enumerate(items, start=1)], indent=1)
     )
     replayed(split).write_text(json.dumps(rows))
+    (OUT / f"{split}-verifier.txt").write_text(verifier_digest() + "\n")
     print(f"{len(blind)} pairs to judge in {OUT / f'{split}.jsonl'}")
 
 
 def score(split: str, data: Path) -> None:
     pairs = split_pairs(data, split)
     cached = replayed(split)
-    rows = json.loads(cached.read_text()) if cached.is_file() else replay(pairs)
+    drawn_with = (OUT / f"{split}-verifier.txt").read_text().strip()
+    if drawn_with != verifier_digest():
+        print(
+            f"the sample was drawn with another verifier ({drawn_with}, now {verifier_digest()}): its bands'"
+            " rates are applied to this verifier's hits, an approximation; draw a new sample to audit it\n"
+        )
+    if not cached.is_file():
+        cached.write_text(json.dumps(replay(pairs)))
+    rows = json.loads(cached.read_text())
     key = {k["id"]: k for k in json.loads((OUT / f"{split}-key.json").read_text())}
     judged = [
         json.loads(line) for line in (OUT / f"{split}-judged.jsonl").read_text().splitlines() if line.strip()
@@ -161,7 +177,7 @@ def score(split: str, data: Path) -> None:
     print(f"\n{split}: {len(pairs):,} pairs, {duplicates:,} duplicates, {exact:,} exact repeats")
     print("| threshold | hits | precision (rule) | recall | precision (audited) | bracket |")
     print("|---|---|---|---|---|---|")
-    for t in THRESHOLDS:
+    for t in sorted({*THRESHOLDS, default_verifier().threshold}):
         hits, rule, recall, audited = precision(t, rate, confirmed)
         low, high = precision(t, moved(-1), confirmed)[3], precision(t, moved(1), 1.0)[3]
         print(f"| {t:.2f} | {hits:,} | {rule:.1%} | {recall:.1%} | {audited:.1%} | {low:.1%}-{high:.1%} |")
