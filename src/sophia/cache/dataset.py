@@ -55,6 +55,11 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def stable(text: str, salt: str = "") -> int:
+    """A hash of ``text`` that is the same in every process and on every machine (splits, samples)."""
+    return int.from_bytes(hashlib.blake2b(f"{salt}{text}".encode(), digest_size=8).digest(), "big")
+
+
 class Embeddings:
     """Unit MiniLM vectors of a set of texts, looked up by text (computed once, cached on disk)."""
 

@@ -22,9 +22,10 @@ the held-out part, never test).
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+
+from sophia.cache.dataset import stable
 
 #: openings with the same meaning, each group interchangeable (matched at the start, lower case)
 SAME_OPENINGS: tuple[tuple[str, ...], ...] = (
@@ -104,7 +105,7 @@ OPPOSITES: tuple[tuple[str, str], ...] = (
     ("send", "receive"),
     ("subscribe", "unsubscribe"),
 )
-_OPPOSITE = {x: y for a, b in OPPOSITES for x, y in ((a, b), (b, a))}
+_OPPOSITE = {x: (y,) for a, b in OPPOSITES for x, y in ((a, b), (b, a))}
 _WORD = re.compile(r"[A-Za-z]+")
 _FUNCTION = frozenset(
     [
@@ -151,10 +152,6 @@ _SURFACE = re.compile(r"[\w+#]+")
 _ARTICLES = frozenset(("a", "an", "the"))
 
 
-def stable(text: str, salt: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{salt}{text}".encode(), digest_size=8).digest(), "big")
-
-
 def _swap_opening(text: str, groups: Iterable[tuple[str, ...]], pick: int) -> str | None:
     low = text.lower()
     for group in groups:
@@ -182,14 +179,15 @@ def _courtesy(text: str, pick: int) -> str:
     return _capital(body + suffix)
 
 
-def _opposite(text: str, pick: int) -> str | None:
-    words = [m for m in _WORD.finditer(text) if m.group(0).lower() in _OPPOSITE]
+def _replace_word(text: str, table: Mapping[str, Sequence[str]], pick: int) -> str | None:
+    """``text`` with one of its words that ``table`` knows replaced by one of its entries (None: no such word)."""
+    words = [m for m in _WORD.finditer(text) if m.group(0).lower() in table]
     if not words:
         return None
     m = words[pick % len(words)]
-    word = m.group(0)
-    new = _OPPOSITE[word.lower()]
-    if word[0].isupper():
+    options = table[m.group(0).lower()]
+    new = options[(pick >> 4) % len(options)]
+    if m.group(0)[0].isupper():
         new = new.capitalize()
     return text[: m.start()] + new + text[m.end() :]
 
@@ -219,9 +217,9 @@ def other_meaning(text: str, swaps: Mapping[str, tuple[str, ...]] | None = None)
     """
     h = stable(text, "other")
     tried = [
-        _opposite(text, h >> 8),
+        _replace_word(text, _OPPOSITE, h >> 8),
         _swap_opening(text, OTHER_OPENINGS, h >> 8),
-        _swap_word(text, swaps, h >> 8) if swaps else None,
+        _replace_word(text, swaps, h >> 8) if swaps else None,
     ]
     start = h % len(tried)
     out = next((t for t in tried[start:] + tried[:start] if t is not None), None)
@@ -232,8 +230,9 @@ def substitutions(pairs: Iterable[tuple[str, str, bool]]) -> dict[str, tuple[str
     """Words that labelled pairs show to change a question: ``{word: replacements}``.
 
     From every (a, b, duplicate) pair whose two sides differ in exactly one word (same length;
-    letters only, 4+ letters, no function word, on both sides): the swap is kept when only non-duplicate pairs make it ("learn
-    Python" / "learn Java"), and dropped when a duplicate pair makes it too (a synonym, or noise).
+    letters only, 4+ letters, no function word, on both sides): the swap is kept when only
+    non-duplicate pairs make it ("learn Python" / "learn Java"), and dropped when a duplicate pair
+    makes it too (a synonym, or noise).
     """
     seen: dict[tuple[str, str], set[bool]] = {}
     for a, b, duplicate in pairs:
@@ -249,18 +248,6 @@ def substitutions(pairs: Iterable[tuple[str, str, bool]]) -> dict[str, tuple[str
         if labels == {False}:
             table.setdefault(u, []).append(v)
     return {u: tuple(vs) for u, vs in table.items()}
-
-
-def _swap_word(text: str, swaps: Mapping[str, tuple[str, ...]], pick: int) -> str | None:
-    words = [m for m in _WORD.finditer(text) if m.group(0).lower() in swaps]
-    if not words:
-        return None
-    m = words[pick % len(words)]
-    options = swaps[m.group(0).lower()]
-    new = options[(pick >> 4) % len(options)]
-    if m.group(0)[0].isupper():
-        new = new.capitalize()
-    return text[: m.start()] + new + text[m.end() :]
 
 
 def surface(text: str) -> tuple[str, ...]:

@@ -45,7 +45,6 @@ kernels may differ in the last bits between machines).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -57,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from sophia.cache.cross_encoder import pack
-from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise, top_k
+from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise, stable, top_k
 from sophia.cache.pairs import components
 from sophia.cache.rewrites import rewrite_pairs, substitutions, surface
 from sophia.cache.verifier import FORMAT, WEIGHTS_FILE, Verifier
@@ -83,10 +82,6 @@ CANDIDATES, MIN_COSINE = 4, 0.6  # the cache's defaults (CacheSettings)
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def stable(text: str, salt: str = "") -> int:
-    return int.from_bytes(hashlib.blake2b(f"{salt}{text}".encode(), digest_size=8).digest(), "big")
 
 
 def split_dev(dev: list[Pair], holdout_pct: int) -> tuple[list[Pair], list[Pair]]:
