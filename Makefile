@@ -60,7 +60,7 @@ cache-verifier: install
 	@test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
 	$(TORCH_VENV)/bin/python -c 'import torch, safetensors, numpy' 2>/dev/null || \
 		$(TORCH_VENV)/bin/pip install -q torch==2.13.0 numpy safetensors
-	nice -n 10 $(BIN)/python -m sophia.cache.train --data ../shared/data/cache/qqp_pairs.jsonl.gz \
+	nice -n 10 $(BIN)/python -m sophia.cache.training.train --data ../shared/data/cache/qqp_pairs.jsonl.gz \
 		--out src/sophia/cache/verifier.npz --work benchmarks/.work/cache --torch-python $(TORCH_VENV)/bin/python
 
 bench-embeddings: install

@@ -13,7 +13,7 @@ are which:
     audit.py surface --split test    # the rule on hits that differ only in case, punctuation, articles
 
 ``sample`` replays standard mode with the shipped verifier (the same candidates and first stage as
-the cache: ``sophia.cache.train.judge_all``), then draws 40 distinct false hits from each score band
+the cache: ``sophia.cache.training.train.judge_all``), then draws 40 distinct false hits from each score band
 (0.5-0.65, 0.65-0.8, 0.8-1), plus two controls: 20 hits the rule counts correct (labelled
 duplicates) and 20 labelled non-duplicate pairs. Everything is shuffled with a fixed seed; the key
 (group, score, labels) stays in a separate file. On ``dev`` it uses the held-out 15% that the
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from sophia.cache import rewrites, train
-from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise
+from sophia.cache.training.dataset import Embeddings, Pair, load_pairs, normalise
 from sophia.cache.verifier import WEIGHTS_FILE, default_verifier
 
 HERE = Path(__file__).resolve().parent

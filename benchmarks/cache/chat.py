@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sophia.cache.verifier import Verifier
-from sophia.providers.minilm import get_minilm
+from sophia.embedder.minilm import get_minilm
 
 HERE = Path(__file__).resolve().parent
 

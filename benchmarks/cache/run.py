@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from sophia.cache import CacheContext, CacheSettings, ResponseCache
-from sophia.cache.dataset import Embeddings, Pair, load_pairs, normalise
-from sophia.cache.pairs import components
 from sophia.cache.store_local import LocalStore
+from sophia.cache.training.dataset import Embeddings, Pair, load_pairs, normalise
+from sophia.cache.training.pairs import components
 from sophia.cache.verifier import default_verifier
 
 HERE = Path(__file__).resolve().parent

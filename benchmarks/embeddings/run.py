@@ -95,7 +95,7 @@ def load_numpy(folder: str, threads: int | None) -> Loaded:
     started = time.perf_counter()
     import numpy
 
-    from sophia.providers.minilm import MiniLM
+    from sophia.embedder.minilm import MiniLM
 
     imported = time.perf_counter() - started
     model = MiniLM.load(Path(folder))

@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 import uvloop
 
-from sophia.providers.h1 import HTTPClient
+from sophia.httpclient import HTTPClient
 
 BODY = b'{"model":"bench-model","messages":[{"role":"user","content":"hello"}]}'
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer bench"}

@@ -146,7 +146,7 @@ def sophia_setup(work: Path) -> tuple[Path, str]:
     asyncio.run(seed_cache(config))
     code = (
         "import asyncio, sys\n"
-        "from sophia.gateway.keys import KeyStore\nfrom sophia.settings import load_settings\n"
+        "from sophia.accounts.keys import KeyStore\nfrom sophia.settings import load_settings\n"
         "async def go():\n"
         "    store = await KeyStore.open(load_settings(sys.argv[1]).database_url)\n"
         "    secret, _ = await store.create(name='bench', allowed_tools=['bench/echo', 'bench/list_*', 'bench/generate'])\n"

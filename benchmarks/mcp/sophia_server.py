@@ -15,11 +15,9 @@ from pydantic import Field
 
 from sophia.mcp.ai import group as ai_group
 from sophia.mcp.context import ToolContext
-from sophia.mcp.tools import Input, Output, ToolGroup
+from sophia.mcp.tools import Input, Output, ToolGroup, ToolSet
 
-group = ToolGroup("bench", port=0, title="Benchmark", instructions=ai_group.instructions)
-group.tools.update(ai_group.tools)
-group.resources.update(ai_group.resources)
+bench = ToolSet()
 
 
 class EchoIn(Input):
@@ -33,10 +31,15 @@ class EchoOut(Output):
         return self.text
 
 
-@group.tool(title="Echo", read_only=True, destructive=False, idempotent=True, open_world=False)
+@bench.tool(title="Echo", read_only=True, destructive=False, idempotent=True, open_world=False)
 async def echo(ctx: ToolContext, args: EchoIn) -> EchoOut:
     """Return the text unchanged."""
     return EchoOut(text=args.text)
+
+
+group = ToolGroup(
+    "bench", port=0, title="Benchmark", instructions=ai_group.instructions, sets=[ai_group, bench]
+)
 
 
 def main() -> None:

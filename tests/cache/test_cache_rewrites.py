@@ -1,4 +1,4 @@
-"""The rewordings that extend the verifier's training data (``sophia.cache.rewrites``)."""
+"""The rewordings that extend the verifier's training data (``sophia.cache.training.rewrites``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sophia.cache.rewrites import other_meaning, rewrite_pairs, same_meaning, substitutions, surface
-from sophia.cache.train import main as train_main
+from sophia.cache.training.rewrites import other_meaning, rewrite_pairs, same_meaning, substitutions, surface
+from sophia.cache.training.train import main as train_main
 
 
 @pytest.mark.parametrize(

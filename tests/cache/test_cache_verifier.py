@@ -12,10 +12,10 @@ import pytest
 
 from sophia.cache.cross_encoder import CrossEncoder
 from sophia.cache.features import analyse, guard
-from sophia.cache.train import main as train_main
+from sophia.cache.training.train import main as train_main
 from sophia.cache.verifier import WEIGHTS_FILE, Verifier, default_verifier
 from sophia.errors import ConfigError
-from sophia.providers.minilm import get_minilm
+from sophia.embedder.minilm import get_minilm
 
 PARAPHRASES = [
     ("How can I cancel my subscription?", "How do I cancel my subscription?"),
@@ -205,6 +205,6 @@ def test_the_rebuild_prepares_the_same_pairs_from_dev_only(tmp_path: Path) -> No
 
 
 def get_minilm_dir() -> Path:
-    from sophia.providers.minilm import default_model_dir
+    from sophia.embedder.minilm import default_model_dir
 
     return default_model_dir()

@@ -10,10 +10,10 @@ import pytest
 from safetensors.numpy import load_file
 
 from sophia.cache.cross_encoder import INT8, SCALE, CrossEncoder, dequantise, pack, quantise, unpack
-from sophia.cache.train import write
+from sophia.cache.training.train import write
 from sophia.cache.verifier import FORMAT, Verifier
 from sophia.errors import ConfigError
-from sophia.providers.minilm import default_model_dir, get_minilm
+from sophia.embedder.minilm import default_model_dir, get_minilm
 
 PAIRS = [
     ("How do I reset my password?", "I forgot my password, how can I reset it?"),

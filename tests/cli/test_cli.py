@@ -131,7 +131,7 @@ def test_usage_recommend_reads_the_ledger(tmp_path: Path) -> None:
     import asyncio
     import time
 
-    from sophia.gateway.ledger import Ledger, UsageRecord
+    from sophia.accounts.ledger import Ledger, UsageRecord
 
     async def fill() -> None:
         ledger = await Ledger.open(f"sqlite:///{tmp_path / 'data' / 'sophia.db'}")

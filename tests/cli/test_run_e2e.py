@@ -24,7 +24,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
     # SOPHIA_HOME (set per test by the isolation fixture) outranks the file: pin it for the module
     env = {"SOPHIA_HOME": str(tmp / "home")}
     mcp_port = free_port()
-    server = Server(config, free_port(), "--mcp-port", str(mcp_port), env=env)
+    server = Server(config, free_port(), "--mcp-port", f"ai={mcp_port}", env=env)
     server.mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"  # type: ignore[attr-defined]
     try:
         server.wait_ready()

@@ -23,8 +23,7 @@ async def gateway(upstream: FakeUpstream) -> AsyncIterator[Gateway]:
 
 @pytest.fixture
 async def key(gateway: Gateway) -> str:
-    assert gateway.keys is not None
-    secret, _ = await gateway.keys.create(name="tester", team="qa", admin=True)
+    secret, _ = await gateway.accounts.keys.create(name="tester", team="qa", admin=True)
     return secret
 
 

@@ -39,17 +39,15 @@ async def test_missing_and_wrong_keys_get_401(fresh_gateway: Gateway) -> None:
 
 
 async def test_revoked_key_is_refused(fresh_gateway: Gateway) -> None:
-    assert fresh_gateway.keys is not None
-    secret, record = await fresh_gateway.keys.create(name="temp")
+    secret, record = await fresh_gateway.accounts.keys.create(name="temp")
     async with http(fresh_gateway, secret) as c:
         assert (await c.post("/v1/chat/completions", json=chat("vllm/ok"))).status_code == 200
-        await fresh_gateway.keys.revoke(record.id)
+        await fresh_gateway.accounts.keys.revoke(record.id)
         assert (await c.post("/v1/chat/completions", json=chat("vllm/ok"))).status_code == 401
 
 
 async def test_key_limited_to_some_models(fresh_gateway: Gateway) -> None:
-    assert fresh_gateway.keys is not None
-    secret, _ = await fresh_gateway.keys.create(name="narrow", allowed_models=("vllm/*",))
+    secret, _ = await fresh_gateway.accounts.keys.create(name="narrow", allowed_models=("vllm/*",))
     async with http(fresh_gateway, secret) as c:
         assert (await c.post("/v1/chat/completions", json=chat("vllm/ok"))).status_code == 200
         resp = await c.post("/v1/chat/completions", json=chat("openai/gpt-4.1"))
@@ -60,8 +58,7 @@ async def test_key_limited_to_some_models(fresh_gateway: Gateway) -> None:
 
 
 async def test_requests_per_minute_limit(fresh_gateway: Gateway) -> None:
-    assert fresh_gateway.keys is not None
-    secret, _ = await fresh_gateway.keys.create(name="rpm", rpm=2)
+    secret, _ = await fresh_gateway.accounts.keys.create(name="rpm", rpm=2)
     async with http(fresh_gateway, secret) as c:
         codes = [(await c.post("/v1/chat/completions", json=chat("vllm/ok"))).status_code for _ in range(3)]
         resp = await c.post("/v1/chat/completions", json=chat("vllm/ok"))
@@ -71,17 +68,15 @@ async def test_requests_per_minute_limit(fresh_gateway: Gateway) -> None:
 
 
 async def test_tokens_per_minute_limit(fresh_gateway: Gateway) -> None:
-    assert fresh_gateway.keys is not None
-    secret, _ = await fresh_gateway.keys.create(name="tpm", tpm=20)
+    secret, _ = await fresh_gateway.accounts.keys.create(name="tpm", tpm=20)
     async with http(fresh_gateway, secret) as c:
         codes = [(await c.post("/v1/chat/completions", json=chat("vllm/ok"))).status_code for _ in range(3)]
     assert codes == [200, 200, 429]  # 15 tokens each: the second starts under 20, the third does not
 
 
 async def test_daily_budget(fresh_gateway: Gateway) -> None:
-    assert fresh_gateway.keys is not None
     # vllm/priced costs $0.00002 a call
-    secret, _ = await fresh_gateway.keys.create(name="budget", budget_daily_usd=0.00003)
+    secret, _ = await fresh_gateway.accounts.keys.create(name="budget", budget_daily_usd=0.00003)
     async with http(fresh_gateway, secret) as c:
         codes = [
             (await c.post("/v1/chat/completions", json=chat("vllm/priced"))).status_code for _ in range(3)
@@ -96,8 +91,7 @@ async def test_budget_survives_a_restart(upstream: FakeUpstream) -> None:
     settings = gateway_settings(upstream.url)
     gw = Gateway(settings)
     await gw.start()
-    assert gw.keys is not None
-    secret, _ = await gw.keys.create(name="budget", budget_monthly_usd=0.00003)
+    secret, _ = await gw.accounts.keys.create(name="budget", budget_monthly_usd=0.00003)
     async with http(gw, secret) as c:
         assert (await c.post("/v1/chat/completions", json=chat("vllm/priced"))).status_code == 200
         assert (await c.post("/v1/chat/completions", json=chat("vllm/priced"))).status_code == 200

@@ -44,9 +44,8 @@ async def test_metadata_is_consumed_not_forwarded(
     resp = await client.post("/v1/chat/completions", json=body)
     assert resp.status_code == 200
     assert "metadata" not in upstream.requests[-1].body
-    assert gateway.ledger is not None
-    await gateway.ledger.flush()
-    rows = await gateway.ledger.report(0, None, ["task_type"])
+    await gateway.accounts.ledger.flush()
+    rows = await gateway.accounts.ledger.report(0, None, ["task_type"])
     assert [r["task_type"] for r in rows] == ["summarise"]
 
 
@@ -108,9 +107,8 @@ async def test_unknown_route_and_method(client: httpx.AsyncClient) -> None:
 async def test_ledger_records_every_call(client: httpx.AsyncClient, gateway: Gateway) -> None:
     await client.post("/v1/chat/completions", json=chat("vllm/priced"))
     await client.post("/v1/chat/completions", json=chat("vllm/status-400"))
-    assert gateway.ledger is not None
-    await gateway.ledger.flush()
-    rows = await gateway.ledger.report(0, None, ["requested_model"])
+    await gateway.accounts.ledger.flush()
+    rows = await gateway.accounts.ledger.report(0, None, ["requested_model"])
     by_model = {r["requested_model"]: r for r in rows}
     assert by_model["vllm/priced"]["requests"] == 1
     assert by_model["vllm/priced"]["prompt_tokens"] == 10

@@ -17,8 +17,7 @@ CODE_TASK = (
 
 
 async def post(gw: Gateway, body: dict[str, object]) -> httpx.Response:
-    assert gw.keys is not None
-    secret, _ = await gw.keys.create(name="auto")
+    secret, _ = await gw.accounts.keys.create(name="auto")
     transport = httpx.ASGITransport(app=GatewayApp(gw))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         return await http.post(
@@ -123,8 +122,7 @@ async def test_team_defaults_apply_to_auto(upstream: FakeUpstream) -> None:
     gateway = Gateway(gateway_settings(upstream.url, router={"teams": {"research": {"quality_target": 1.0}}}))
     await gateway.start()
     try:
-        assert gateway.keys is not None
-        _, key = await gateway.keys.create(name="r", team="research")
+        _, key = await gateway.accounts.keys.create(name="r", team="research")
         result = await gateway.chat(chat("sophia/auto", CODE_TASK), key)
     finally:
         await gateway.close()

@@ -27,8 +27,7 @@ async def served(upstream: FakeUpstream) -> AsyncIterator[tuple[str, Gateway, st
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
-    assert gw.keys is not None
-    secret, _ = await gw.keys.create(name="disconnect")
+    secret, _ = await gw.accounts.keys.create(name="disconnect")
     yield f"http://127.0.0.1:{port}", gw, secret
     server.should_exit = True
     await task
@@ -51,9 +50,8 @@ async def test_client_disconnect_cancels_a_pending_upstream_call(
             await http.post(f"{url}/v1/chat/completions", json=chat("vllm/slow-10"), timeout=0.5)
     await wait_for(lambda: upstream.cancelled == 1)
     assert upstream.cancelled == 1  # the upstream saw its caller leave long before its 10 s were up
-    assert gw.ledger is not None
-    await gw.ledger.flush()
-    rows = await gw.ledger.db.fetchall("SELECT outcome, status FROM sophia_usage")
+    await gw.accounts.ledger.flush()
+    rows = await gw.accounts.ledger.db.fetchall("SELECT outcome, status FROM sophia_usage")
     assert rows == [{"outcome": "cancelled", "status": 499}]
 
 
@@ -75,7 +73,6 @@ async def test_client_disconnect_mid_stream_stops_the_upstream_stream(
     await wait_for(lambda: upstream.cancelled == 1)
     assert upstream.cancelled == 1
     assert upstream.streamed_events < 100  # of 200: it stopped when the client left
-    assert gw.ledger is not None
-    await gw.ledger.flush()
-    rows = await gw.ledger.db.fetchall("SELECT outcome, served_model FROM sophia_usage")
+    await gw.accounts.ledger.flush()
+    rows = await gw.accounts.ledger.db.fetchall("SELECT outcome, served_model FROM sophia_usage")
     assert rows == [{"outcome": "cancelled", "served_model": "vllm/long"}]

@@ -42,9 +42,8 @@ async def settled(gw: Gateway) -> None:
 
 
 async def ledger_rows(gw: Gateway) -> list[dict[str, Any]]:
-    assert gw.ledger is not None and gw.db is not None
-    await gw.ledger.flush()
-    return await gw.db.fetchall(
+    await gw.accounts.ledger.flush()
+    return await gw.accounts.db.fetchall(
         "SELECT cache, cost_usd, saved_usd, route, outcome FROM sophia_usage ORDER BY ts"
     )
 
@@ -91,9 +90,8 @@ async def test_high_temperature_only_reuses_exact_answers(gw: Gateway) -> None:
 
 
 async def test_answers_are_not_shared_across_teams(gw: Gateway, upstream: FakeUpstream) -> None:
-    assert gw.keys is not None
-    _, sales = await gw.keys.create(name="s", team="sales")
-    _, support = await gw.keys.create(name="p", team="support")
+    _, sales = await gw.accounts.keys.create(name="s", team="sales")
+    _, support = await gw.accounts.keys.create(name="p", team="support")
     body = chat(MODEL, "Summarise the Acme renewal call")
     await gw.chat(body, sales)
     await settled(gw)
@@ -144,8 +142,7 @@ async def test_a_restart_keeps_the_cache(upstream: FakeUpstream) -> None:
 
 
 async def test_http_headers_bad_options_and_streams(gw: Gateway, upstream: FakeUpstream) -> None:
-    assert gw.keys is not None
-    secret, _ = await gw.keys.create(name="web", team="qa")
+    secret, _ = await gw.accounts.keys.create(name="web", team="qa")
     transport = httpx.ASGITransport(app=GatewayApp(gw))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {secret}"}
@@ -198,9 +195,8 @@ async def test_the_router_reuses_the_cache_embedding(
 
 
 async def test_admin_api_stats_purge_bump_and_false_hit_reports(gw: Gateway) -> None:
-    assert gw.keys is not None
-    secret, _ = await gw.keys.create(name="root", team="ops", admin=True)
-    user, _ = await gw.keys.create(name="dev", team="ops")
+    secret, _ = await gw.accounts.keys.create(name="root", team="ops", admin=True)
+    user, _ = await gw.accounts.keys.create(name="dev", team="ops")
     transport = httpx.ASGITransport(app=GatewayApp(gw))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {secret}"}

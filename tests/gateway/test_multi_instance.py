@@ -11,8 +11,8 @@ import pytest
 from fakes.helpers import chat
 from fakes.process import Server, free_port, write_config
 from fakes.upstream import FakeUpstream
-from sophia.gateway.keys import KeyStore
-from sophia.gateway.ledger import Ledger
+from sophia.accounts.keys import KeyStore
+from sophia.accounts.ledger import Ledger
 from sophia.storage.testing import TEST_REDIS_URL, postgres_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]

@@ -25,9 +25,8 @@ async def test_stream_relays_chunks_usage_and_done(client: httpx.AsyncClient, ga
     assert text == "one two three "
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"]["total_tokens"] == 15
-    assert gateway.ledger is not None
-    await gateway.ledger.flush()
-    rows = await gateway.ledger.report(0, None, ["model"])
+    await gateway.accounts.ledger.flush()
+    rows = await gateway.accounts.ledger.report(0, None, ["model"])
     assert rows[0]["cost_usd"] > 0
     assert rows[0]["completion_tokens"] == 5
 
@@ -41,9 +40,8 @@ async def test_usage_chunk_is_dropped_when_the_client_opts_out(
     assert all(c["choices"] for c in chunks)
     # Sophia still asked the upstream for usage, and booked it
     assert upstream.requests[-1].body["stream_options"] == {"include_usage": True}
-    assert gateway.ledger is not None
-    await gateway.ledger.flush()
-    assert (await gateway.ledger.report(0, None, ["model"]))[0]["prompt_tokens"] == 10
+    await gateway.accounts.ledger.flush()
+    assert (await gateway.accounts.ledger.report(0, None, ["model"]))[0]["prompt_tokens"] == 10
 
 
 async def test_stream_falls_back_when_first_event_is_late(

@@ -14,22 +14,22 @@ from mcp_support import ALIASES, Env
 
 from fakes.helpers import gateway_settings
 from fakes.upstream import FakeUpstream
-from sophia.gateway.engine import Gateway
+from sophia.container import Services
+from sophia.gateway.service import GATEWAY
 
 
 @pytest.fixture
 async def env(upstream: FakeUpstream) -> AsyncIterator[Env]:
     settings = gateway_settings(upstream.url, aliases=ALIASES)
-    gw = Gateway(settings)
-    await gw.start()
-    assert gw.keys is not None
-    admin, _ = await gw.keys.create(name="admin", team="ops", admin=True)
-    user, _ = await gw.keys.create(name="dev", team="alpha")
-    limited, _ = await gw.keys.create(
+    services = Services(settings)
+    gw = await services.get(GATEWAY)
+    admin, _ = await gw.accounts.keys.create(name="admin", team="ops", admin=True)
+    user, _ = await gw.accounts.keys.create(name="dev", team="alpha")
+    limited, _ = await gw.accounts.keys.create(
         name="narrow",
         team="beta",
         allowed_tools=["ai/list_models", "ai/gen*"],
         allowed_models=["sophia/fast"],
     )
-    yield Env(settings, gw, upstream, admin, user, limited)
-    await gw.close()
+    yield Env(settings, services, gw, upstream, admin, user, limited)
+    await services.close()

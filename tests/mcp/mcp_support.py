@@ -10,8 +10,8 @@ from typing import Any
 
 from fakes.upstream import FakeUpstream
 from mcp import Client
+from sophia.container import Services
 from sophia.gateway.engine import Gateway
-from sophia.mcp.context import Services
 from sophia.mcp.registry import get_registry
 from sophia.mcp.server import build_server
 from sophia.mcp.tools import ToolGroup
@@ -30,6 +30,7 @@ ALIASES = {
 @dataclass
 class Env:
     settings: Settings
+    services: Services
     gateway: Gateway
     upstream: FakeUpstream
     admin: str  # secrets
@@ -46,7 +47,7 @@ async def connect(
     env: Env, secret: str | None, mode: str = "legacy", group: ToolGroup | None = None, **client: Any
 ) -> AsyncIterator[Client]:
     """An SDK client in memory against the server, as the stdio transport would run it (key from the environment)."""
-    server = build_server(group or ai_group(), Services(env.settings, env.gateway), secret=secret)
+    server = build_server(group or ai_group(), env.services, secret=secret)
     async with Client(server, mode=mode, **client) as c:
         yield c
 

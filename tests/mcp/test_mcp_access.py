@@ -40,11 +40,10 @@ async def test_an_unknown_key_cannot_list_or_call(env: Env, mode: str) -> None:
 
 
 async def test_a_revoked_key_is_refused(env: Env, mode: str) -> None:
-    assert env.gateway.keys is not None and env.gateway.key_cache is not None
-    record = await env.gateway.keys.get_by_secret(env.user)
+    record = await env.gateway.accounts.keys.get_by_secret(env.user)
     assert record is not None
-    await env.gateway.keys.revoke(record.id)
-    env.gateway.key_cache.clear()
+    await env.gateway.accounts.keys.revoke(record.id)
+    env.gateway.accounts.key_cache.clear()
     async with connect(env, env.user, mode) as client:
         result = await client.call_tool("list_models", {})
     assert result.is_error and "revoked" in text(result)

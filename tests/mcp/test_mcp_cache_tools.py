@@ -9,7 +9,8 @@ from mcp_support import ALIASES, MODES, Env, connect, text
 
 from fakes.helpers import gateway_settings
 from fakes.upstream import FakeUpstream
-from sophia.gateway.engine import Gateway
+from sophia.container import Services
+from sophia.gateway.service import GATEWAY
 
 pytestmark = pytest.mark.parametrize("mode", MODES)
 ASK = {"prompt": "What is our net revenue retention?", "model": "vllm/priced"}
@@ -18,13 +19,12 @@ ASK = {"prompt": "What is our net revenue retention?", "model": "vllm/priced"}
 @pytest.fixture
 async def cached(upstream: FakeUpstream) -> AsyncIterator[Env]:
     settings = gateway_settings(upstream.url, aliases=ALIASES, cache={"enabled": True})
-    gw = Gateway(settings)
-    await gw.start()
-    assert gw.keys is not None
-    admin, _ = await gw.keys.create(name="admin", team="ops", admin=True)
-    user, _ = await gw.keys.create(name="dev", team="alpha")
-    yield Env(settings, gw, upstream, admin, user, user)
-    await gw.close()
+    services = Services(settings)
+    gw = await services.get(GATEWAY)
+    admin, _ = await gw.accounts.keys.create(name="admin", team="ops", admin=True)
+    user, _ = await gw.accounts.keys.create(name="dev", team="alpha")
+    yield Env(settings, services, gw, upstream, admin, user, user)
+    await services.close()
 
 
 async def settle(env: Env) -> None:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
 from mcp_support import Env, connect
 from pydantic import Field
 
+from sophia.accounts.ledger import GROUPS, GroupBy
 from sophia.errors import ConfigError
-from sophia.gateway.ledger import GROUPS
-from sophia.mcp.ai_models import GroupBy
 from sophia.mcp.context import ToolContext
 from sophia.mcp.registry import ToolRegistry, get_registry
 from sophia.mcp.tools import Confirmable, Input, Output, ToolGroup, compact_schema
@@ -141,17 +142,39 @@ def test_the_registry_is_filled_through_the_plugin_hook() -> None:
         fresh.get("wrong")
 
 
-def test_serving_a_group_imports_nothing_heavy() -> None:
+def test_serving_a_group_imports_nothing_heavy(tmp_path: Path) -> None:
+    """A stdio server that lists its tools and answers a tool that needs no model (usage_report) checks
+    the key and books the call through the accounts alone: no gateway engine, numpy, cache, router or
+    provider adapter is imported (the service keys and the plugins' registration modules are)."""
     code = (
-        "import sys, sophia.mcp.stdio, sophia.mcp.http\n"
+        "import asyncio, sys\n"
+        "from mcp import Client\n"
+        "from sophia.container import Services\n"
         "from sophia.mcp.registry import get_registry\n"
         "from sophia.mcp.server import build_server\n"
-        "from sophia.mcp.context import Services\n"
         "from sophia.settings import load_settings\n"
-        "build_server(get_registry().get('ai'), Services(load_settings()))\n"
-        "heavy = ('numpy', 'tokenizers', 'llama_cpp', 'safetensors', 'sophia.cache.cache', 'sophia.router',"
-        " 'sophia.gateway.engine', 'sophia.providers.catalog', 'asyncpg', 'redis')\n"
+        "async def main():\n"
+        "    services = Services(load_settings())\n"
+        "    accounts = await services.open()\n"
+        "    secret, _ = await accounts.keys.create(name='ide', team='t')\n"
+        "    server = build_server(get_registry().get('ai'), services, secret=secret)\n"
+        "    async with Client(server, mode='legacy') as client:\n"
+        "        assert len((await client.list_tools()).tools) == 8\n"
+        "        done = await client.call_tool('usage_report', {'since': '1h'})\n"
+        "        assert not done.is_error, done\n"
+        "    await accounts.ledger.flush()\n"
+        "    rows = await accounts.ledger.report(0, None, ['endpoint'])\n"
+        "    assert [r['endpoint'] for r in rows] == ['mcp:ai/usage_report'], rows\n"
+        "    await services.close()\n"
+        "asyncio.run(main())\n"
+        "heavy = ('numpy', 'tokenizers', 'llama_cpp', 'safetensors', 'onnxruntime', 'sophia.cache.cache',"
+        " 'sophia.cache.store_', 'sophia.router', 'sophia.gateway.engine', 'sophia.gateway.app', 'sophia.providers.catalog',"
+        " 'sophia.providers.adapters', 'sophia.embedder.', 'sophia.httpclient', 'asyncpg', 'redis')\n"
         "print([m for m in sys.modules if m.startswith(heavy)])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    env = {**os.environ, "SOPHIA_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"

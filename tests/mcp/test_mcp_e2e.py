@@ -23,7 +23,7 @@ from mcp_support import sophia_cli, text
 from fakes.process import free_port, write_config
 from fakes.upstream import FakeUpstream
 from mcp import Client, StdioServerParameters
-from sophia.gateway.keys import KeyStore
+from sophia.accounts.keys import KeyStore
 from sophia.settings import load_settings
 
 pytestmark = pytest.mark.slow

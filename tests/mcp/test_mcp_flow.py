@@ -52,10 +52,10 @@ async def test_cancelling_a_call_stops_the_model_call_within_a_second(env: Env, 
         assert time.monotonic() - cancelled_at < 1.0
         # the session is still usable afterwards
         assert not (await client.call_tool("list_models", {})).is_error
-    assert env.gateway.ledger is not None
-    await env.gateway.ledger.flush()
-    assert env.gateway.db is not None
-    rows = await env.gateway.db.fetchall("SELECT endpoint, outcome, status FROM sophia_usage ORDER BY ts")
+    await env.gateway.accounts.ledger.flush()
+    rows = await env.gateway.accounts.db.fetchall(
+        "SELECT endpoint, outcome, status FROM sophia_usage ORDER BY ts"
+    )
     assert {"endpoint": "mcp:ai/generate", "outcome": "cancelled", "status": 499} in rows
 
 

@@ -31,7 +31,7 @@ ACCEPT = {"Accept": "application/json, text/event-stream"}
 async def base(env: Env) -> AsyncIterator[str]:
     """The MCP server on a free port, in this event loop, sharing the test's gateway."""
     port = free_port()
-    server = http_server(env.settings, "ai", port=port, gateway=env.gateway)
+    server = http_server(env.settings, "ai", port=port, services=env.services)
     task = asyncio.create_task(server.serve())
     while not server.started:
         assert not task.done(), "the MCP HTTP server did not start"

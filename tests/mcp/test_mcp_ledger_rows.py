@@ -10,9 +10,8 @@ from mcp_support import Env, connect
 
 
 async def rows(env: Env) -> list[dict[str, Any]]:
-    assert env.gateway.ledger is not None and env.gateway.db is not None
-    await env.gateway.ledger.flush()
-    found = await env.gateway.db.fetchall("SELECT * FROM sophia_usage ORDER BY ts, endpoint")
+    await env.gateway.accounts.ledger.flush()
+    found = await env.gateway.accounts.db.fetchall("SELECT * FROM sophia_usage ORDER BY ts, endpoint")
     for row in found:
         row["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else None
     return found
@@ -22,7 +21,7 @@ async def test_a_tool_call_is_booked_with_its_model_call(env: Env) -> None:
     async with connect(env, env.user) as client:
         await client.call_tool("generate", {"prompt": "hi", "model": "vllm/priced", "task_type": "code"})
     chat, tool = sorted(await rows(env), key=lambda r: r["endpoint"])
-    key = await env.gateway.keys.get_by_secret(env.user)  # type: ignore[union-attr]
+    key = await env.gateway.accounts.keys.get_by_secret(env.user)  # type: ignore[union-attr]
     assert key is not None
     assert tool["endpoint"] == "mcp:ai/generate" and chat["endpoint"] == "chat"
     assert tool["request_id"] == chat["request_id"]  # the two rows of one call share an id

@@ -27,10 +27,10 @@ from sophia.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from sophia.httpclient import HTTPClient
 from sophia.providers.adapters.anthropic import DEFAULT_MAX_TOKENS, JSON_ONLY, AnthropicAdapter
 from sophia.providers.anthropic import VENDOR
 from sophia.providers.base import CallOptions
-from sophia.providers.h1 import HTTPClient
 from sophia.settings import ProviderSettings, load_settings
 
 DATA = Path(__file__).parent / "data" / "anthropic"

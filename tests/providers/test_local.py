@@ -24,11 +24,11 @@ import pytest
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from sophia.embedder.minilm import get_minilm
 from sophia.errors import ConfigError, DependencyMissing, InvalidRequest, ProviderTimeout, ProviderUnavailable
 from sophia.providers.adapters.local import LocalAdapter, LocalChunkStream, chat_model_path
 from sophia.providers.base import CallOptions
 from sophia.providers.local import VENDOR
-from sophia.providers.minilm import get_minilm
 from sophia.settings import ProviderSettings, Settings, load_settings
 
 CHAT_MODEL = next(m for m in VENDOR.model_infos() if m.id == "local")

@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 
 from sophia.errors import ProviderError, ProviderHTTPError, ProviderTimeout, ProviderUnavailable
+from sophia.httpclient import HTTPClient
 from sophia.providers import openrouter, portkey, vllm
 from sophia.providers.adapters._http import SSEBuffer, event_data, parse_retry_after
 from sophia.providers.adapters.openai_compat import OpenAICompatAdapter
 from sophia.providers.base import CallOptions, ModelInfo
-from sophia.providers.h1 import HTTPClient
 from sophia.settings import ProviderSettings, load_settings
 
 MODEL = ModelInfo("vllm/m", "vllm", "m", 0.0, 0.0, 1000)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sophia.cache.settings import CacheSettings
+from sophia.settings.cache import CacheSettings
 
 if TYPE_CHECKING:
     from sophia.cache.cache import CacheContext, CacheHit, ResponseCache

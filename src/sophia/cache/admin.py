@@ -7,40 +7,66 @@ AI MCP server's ``cache_stats`` / ``cache_purge`` tools.
   restarts: chat lookups, exact and semantic hits, hit rate and dollars saved over a period; plus
   the entries in the store and the false hits reported.
 * **A false-hit report** names the request that was answered wrongly (its ``x-request-id``): the
-  entry that answered it is deleted at once and the report is kept, so the false-hit rate of the
-  semantic layer is measured in production, not only on the benchmark.
+  ledger row of that request names the entry that answered it (its ``cache_entry`` column), the
+  entry is deleted at once and the report is kept in the cache's own ``cache_reports`` table, so
+  the false-hit rate of the semantic layer is measured in production, not only on the benchmark.
+
+The ledger comes from ``sophia.accounts`` (below this room); the reports table lives in the
+process's database, which the caller hands in (``Reports(db)``), like every room's tables.
 """
 
 from __future__ import annotations
 
-import re
-import weakref
 from time import time
 from typing import TYPE_CHECKING, Any
 
 from sophia.errors import ConfigError, InvalidRequest
 
 if TYPE_CHECKING:
+    from sophia.accounts.ledger import Ledger
     from sophia.cache.cache import ResponseCache
-    from sophia.gateway.ledger import Ledger
+    from sophia.storage import Database
 
 REPORTS_SCHEMA = [
     "CREATE TABLE IF NOT EXISTS cache_reports (request_id TEXT PRIMARY KEY, entry_id TEXT NOT NULL, "
     "kind TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, reporter TEXT)",
 ]
-_ENTRY = re.compile(r"\bcache=(exact|semantic) entry=([0-9a-f]+)")
-#: ledger databases whose ``cache_reports`` table this process has already created
-_READY: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-async def _reports_table(ledger: Ledger) -> None:
-    """Create ``cache_reports`` beside the ledger once per database handle (idempotent DDL)."""
-    if ledger.db not in _READY:
-        await ledger.db.migrate(REPORTS_SCHEMA)
-        _READY.add(ledger.db)
+class Reports:
+    """False-hit reports, in the ``cache_reports`` table of ``db`` (created on first use)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._ready = False
+
+    async def _table(self) -> None:
+        if not self._ready:
+            await self.db.migrate(REPORTS_SCHEMA)
+            self._ready = True
+
+    async def add(self, request_id: str, entry_id: str, kind: str, reporter: str | None) -> None:
+        """Keep one report (a second report of the same request is not counted twice)."""
+        await self._table()
+        already = await self.db.fetchone(
+            "SELECT 1 AS x FROM cache_reports WHERE request_id = ?", [request_id]
+        )
+        if already is None:
+            await self.db.execute(
+                "INSERT INTO cache_reports (request_id, entry_id, kind, ts, reporter) VALUES (?, ?, ?, ?, ?)",
+                [request_id, entry_id, kind, time(), reporter],
+            )
+
+    async def counts(self, since: float) -> dict[str, int]:
+        """Reports since ``since`` per kind of hit (exact, semantic)."""
+        await self._table()
+        rows = await self.db.fetchall(
+            "SELECT kind, COUNT(*) AS n FROM cache_reports WHERE ts >= ? GROUP BY kind", [float(since)]
+        )
+        return {r["kind"]: int(r["n"]) for r in rows}
 
 
-async def stats(cache: ResponseCache, ledger: Ledger, since: float) -> dict[str, Any]:
+async def stats(cache: ResponseCache, ledger: Ledger, reports: Reports, since: float) -> dict[str, Any]:
     """Hits, misses and savings of chat requests since ``since`` (all processes), and the store's size."""
     rows = await ledger.report(since, time(), ["endpoint", "cache"])
     chat = {r["cache"]: r for r in rows if r["endpoint"] == "chat"}
@@ -48,11 +74,7 @@ async def stats(cache: ResponseCache, ledger: Ledger, since: float) -> dict[str,
     semantic = chat.get("semantic", {}).get("requests", 0)
     misses = chat.get("miss", {}).get("requests", 0)
     lookups = exact + semantic + misses
-    await _reports_table(ledger)
-    reported = await ledger.db.fetchall(
-        "SELECT kind, COUNT(*) AS n FROM cache_reports WHERE ts >= ? GROUP BY kind", [float(since)]
-    )
-    reports = {r["kind"]: int(r["n"]) for r in reported}
+    reported = await reports.counts(since)
     return {
         "since": since,
         "store": cache.settings.store,
@@ -65,8 +87,8 @@ async def stats(cache: ResponseCache, ledger: Ledger, since: float) -> dict[str,
         "hit_rate": round((exact + semantic) / lookups, 4) if lookups else 0.0,
         "saved_usd": round(sum(r.get("saved_usd", 0.0) for r in chat.values()), 6),
         "spent_usd": round(sum(r.get("cost_usd", 0.0) for r in chat.values()), 6),
-        "false_hits_reported": sum(reports.values()),
-        "false_hit_rate_semantic": round(reports.get("semantic", 0) / semantic, 4) if semantic else 0.0,
+        "false_hits_reported": sum(reported.values()),
+        "false_hit_rate_semantic": round(reported.get("semantic", 0) / semantic, 4) if semantic else 0.0,
     }
 
 
@@ -92,22 +114,15 @@ async def purge(
 
 
 async def report_false_hit(
-    cache: ResponseCache, ledger: Ledger, request_id: str, reporter: str | None = None
+    cache: ResponseCache, ledger: Ledger, reports: Reports, request_id: str, reporter: str | None = None
 ) -> dict[str, Any]:
     """Record that ``request_id`` got a wrong cached answer and delete the entry that gave it."""
     record = await ledger.find(request_id)
     if record is None:
         raise InvalidRequest(f"no request {request_id!r} in the usage ledger", code="not_found")
-    found = _ENTRY.search(record.get("route") or "")
-    if record.get("cache") not in ("exact", "semantic") or found is None:
+    kind, entry_id = record.get("cache"), record.get("cache_entry")
+    if kind not in ("exact", "semantic") or not entry_id:
         raise InvalidRequest(f"request {request_id!r} was not answered from the cache", param="request_id")
-    kind, entry_id = found.groups()
     removed = await cache.drop([entry_id])
-    await _reports_table(ledger)
-    already = await ledger.db.fetchone("SELECT 1 AS x FROM cache_reports WHERE request_id = ?", [request_id])
-    if already is None:
-        await ledger.db.execute(
-            "INSERT INTO cache_reports (request_id, entry_id, kind, ts, reporter) VALUES (?, ?, ?, ?, ?)",
-            [request_id, entry_id, kind, time(), reporter],
-        )
+    await reports.add(request_id, entry_id, kind, reporter)
     return {"request_id": request_id, "entry_id": entry_id, "kind": kind, "removed": removed > 0}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sophia.cache.settings import CacheSettings
 from sophia.cache.store import CacheStore, CacheStoreRegistry
 from sophia.errors import ConfigError
+from sophia.settings.cache import CacheSettings
 
 
 def _local(settings: CacheSettings, database_url: str, redis_url: str | None) -> CacheStore:

@@ -30,10 +30,10 @@ import numpy as np
 
 from sophia.cache.entries import Entry, EntryTable, Payload
 from sophia.cache.keys import RequestKeys, request_keys
-from sophia.cache.settings import CacheSettings
 from sophia.cache.store import CacheStore, default_registry
 from sophia.cache.verifier import Verifier, default_verifier
 from sophia.errors import ConfigError, SophiaError, StorageError
+from sophia.settings.cache import CacheSettings
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class ResponseCache:
         """The unit MiniLM vector of ``text``, computed in a worker thread."""
         if self._embed is not None:
             return np.asarray(self._embed(text), dtype=np.float32).reshape(-1)
-        from sophia.providers.minilm import get_minilm
+        from sophia.embedder.minilm import get_minilm
 
         vectors = await asyncio.to_thread(get_minilm().encode, [text])
         return vectors[0]

@@ -3,11 +3,11 @@
 The pair is one input, ``[CLS] query [SEP] candidate [SEP]`` with token types 0 and 1, run through
 the first ``layers`` transformer blocks of the bundled MiniLM, of which the top ones are replaced
 by fine-tuned blocks; the last hidden states are mean-pooled and one linear unit gives the logit.
-The forward pass is ``sophia.providers.minilm`` itself (``MiniLM.pair_states``), so nothing here
+The forward pass is ``sophia.embedder.minilm`` itself (``MiniLM.pair_states``), so nothing here
 duplicates the network and nothing needs torch.
 
 Only what differs from the installed MiniLM ships: the replaced blocks and the head, in the
-verifier's weight file (``sophia.cache.verifier``). Built by ``python -m sophia.cache.train`` (``make cache-verifier``).
+verifier's weight file (``sophia.cache.verifier``). Built by ``python -m sophia.cache.training.train`` (``make cache-verifier``).
 
 Storage (``pack``/``unpack``): each weight matrix of a block is kept in **int8**, quantised per
 output row (symmetric: ``row = int8 * scale``, one float32 scale per row, stored as
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sophia.errors import ConfigError
-from sophia.providers.minilm import MiniLM
+from sophia.embedder.minilm import MiniLM
 
 #: prefix of the arrays that hold replaced blocks, named like the MiniLM checkpoint's
 BLOCK_PREFIX = "encoder.layer."

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from sophia.cache.entries import Entry, EntryTable, Payload
-    from sophia.cache.settings import CacheSettings
+    from sophia.settings.cache import CacheSettings
 
 
 class CacheStore(ABC):

@@ -18,7 +18,7 @@ It runs in two stages, so that a lookup stays cheap:
 Scores are probabilities in [0, 1]; a neighbour is served when its score reaches the threshold.
 The default threshold was chosen on a held-out part of the dev split (never on test) and is
 stored, with the dev operating points, in ``verifier.npz`` (benchmarks/cache/README.md has the
-test-split figures). Rebuild the file with ``make cache-verifier`` (``python -m sophia.cache.train``).
+test-split figures). Rebuild the file with ``make cache-verifier`` (``python -m sophia.cache.training.train``).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ import numpy as np
 from sophia.cache.cross_encoder import CrossEncoder
 from sophia.cache.features import analyse, guard
 from sophia.errors import ConfigError
-from sophia.providers.minilm import MiniLM, get_minilm
+from sophia.embedder.minilm import MiniLM, get_minilm
 
 WEIGHTS_FILE = "verifier.npz"
-#: the layout written by ``sophia.cache.train``: 3 stores block matrices in int8 (``cross_encoder.pack``)
+#: the layout written by ``sophia.cache.training.train``: 3 stores block matrices in int8 (``cross_encoder.pack``)
 FORMAT = 3
 #: layouts this code still reads (2: every block array in float16)
 READABLE_FORMATS = (2, 3)

@@ -20,8 +20,9 @@ from sophia.settings import Settings
 from sophia.timeparse import parse_since
 
 if TYPE_CHECKING:
+    from sophia.accounts.ledger import Ledger
+    from sophia.cache.admin import Reports
     from sophia.cache.cache import ResponseCache
-    from sophia.gateway.ledger import Ledger
 
 app = typer.Typer(
     help="Inspect and manage the response cache (stats, purge, bump, report).", no_args_is_help=True
@@ -29,18 +30,24 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
-def _with_cache(conf: Settings, action: Callable[[ResponseCache, Ledger], Awaitable[T]]) -> T:
+def _with_cache(conf: Settings, action: Callable[[ResponseCache, Ledger, Reports], Awaitable[T]]) -> T:
+    from sophia.accounts.ledger import Ledger
     from sophia.cache import ResponseCache
-    from sophia.gateway.ledger import Ledger
+    from sophia.cache.admin import Reports
+    from sophia.storage import open_database
 
     async def go() -> T:
         cache = await ResponseCache.open(conf.cache, conf.database_url, conf.storage.redis_url, serve=False)
         try:
-            ledger = await Ledger.open(conf.database_url)
+            db = await open_database(conf.database_url)
             try:
-                return await action(cache, ledger)
+                ledger = await Ledger.open(db)
+                try:
+                    return await action(cache, ledger, Reports(db))
+                finally:
+                    await ledger.close()
             finally:
-                await ledger.close()
+                await db.close()
         finally:
             await cache.close()
 
@@ -75,7 +82,7 @@ def stats(
         start = parse_since(since)
     except SophiaError as exc:
         fail(exc.message, code=2)
-    data = _with_cache(conf, lambda cache, ledger: admin.stats(cache, ledger, start))
+    data = _with_cache(conf, lambda cache, ledger, reports: admin.stats(cache, ledger, reports, start))
     data["since"] = datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds")
     _print(data, json_)
 
@@ -103,7 +110,8 @@ def purge(
     if not yes and not typer.confirm(f"Delete cached answers ({what})?"):
         fail("nothing deleted", code=1)
     deleted = _with_cache(
-        conf, lambda cache, _: admin.purge(cache, tag=tag, model=model, team=team, everything=all_)
+        conf,
+        lambda cache, _ledger, _reports: admin.purge(cache, tag=tag, model=model, team=team, everything=all_),
     )
     echo(f"Deleted {deleted} cached answer{'s' if deleted != 1 else ''} ({what}).")
 
@@ -116,7 +124,7 @@ def bump(
 ) -> None:
     """Data-version bump: every answer that depended on TAG (metadata.sources) is invalid from now on."""
     conf = settings(ctx, config)
-    count = _with_cache(conf, lambda cache, _: cache.bump(tag))
+    count = _with_cache(conf, lambda cache, _ledger, _reports: cache.bump(tag))
     echo(f"Bumped {tag}: {count} cached answer{'s' if count != 1 else ''} invalidated.")
 
 
@@ -130,7 +138,9 @@ def report(
     from sophia.cache import admin
 
     conf = settings(ctx, config)
-    done = _with_cache(conf, lambda cache, ledger: admin.report_false_hit(cache, ledger, request_id, "cli"))
+    done = _with_cache(
+        conf, lambda cache, ledger, reports: admin.report_false_hit(cache, ledger, reports, request_id, "cli")
+    )
     echo(
         f"Reported {request_id} ({done['kind']} hit); entry {done['entry_id']} "
         + ("deleted." if done["removed"] else "was already gone.")

@@ -11,7 +11,6 @@ import typer
 
 from sophia.cli.common import ConfigOption, echo, fail, settings, table
 from sophia.errors import SophiaError
-from sophia.gateway.server import user_name
 from sophia.settings import Settings
 
 app = typer.Typer(help="Connect IDEs to Sophia's MCP servers.", no_args_is_help=True)
@@ -28,7 +27,7 @@ ScopeOption = Annotated[
 
 
 def _client(name: str) -> Any:
-    from sophia.mcp.ide import CLIENTS
+    from sophia.cli.ide_config import CLIENTS
 
     if name not in CLIENTS:
         fail(f"unknown client {name!r}: use one of {', '.join(CLIENTS)}", code=2)
@@ -36,7 +35,8 @@ def _client(name: str) -> Any:
 
 
 async def _create_key(conf: Settings, client: str, server: str, team: str) -> str:
-    from sophia.gateway.keys import KeyStore
+    from sophia.accounts.keys import KeyStore
+    from sophia.accounts.local import user_name
 
     store = await KeyStore.open(conf.database_url)
     try:
@@ -72,10 +72,9 @@ def install(
     instead of holding it; Claude Desktop cannot, so its config gets a generated key that may call
     only this server's tools.
     """
-    from sophia.mcp import ide
+    from sophia.cli import ide_config as ide
     from sophia.mcp.context import KEY_ENV
     from sophia.mcp.registry import get_registry
-    from sophia.mcp.settings import mcp_settings
 
     name = _client(client)
     if transport not in ("stdio", "http"):
@@ -92,7 +91,7 @@ def install(
                 f"{name} cannot reference a key, so it needs one written into its config: drop --no-create-key"
             )
         secret = asyncio.run(_create_key(conf, name, group.name, team)) if wanted else None
-        mcp = mcp_settings(conf)
+        mcp = conf.mcp
         url = f"http://{mcp.host}:{mcp.ports.get(group.name, group.port)}/mcp"
         entry = ide.entry(
             target,
@@ -128,8 +127,8 @@ async def _list_tools(server: dict[str, Any], limit: float) -> list[str]:
     import anyio
     from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
-    from mcp import Client, StdioServerParameters
-    from sophia.mcp.ide import resolve_refs
+    from mcp import Client
+    from sophia.cli.ide_config import resolve_refs
 
     env = dict(os.environ)
     with anyio.fail_after(limit):
@@ -139,20 +138,42 @@ async def _list_tools(server: dict[str, Any], limit: float) -> list[str]:
                 transport = streamable_http_client(resolve_refs(server["url"], env), http_client=http)
                 async with Client(transport, mode="legacy") as client:
                     return [t.name for t in (await client.list_tools()).tools]
-        extra = {k: resolve_refs(str(v), env) for k, v in (server.get("env") or {}).items()}
-        params = StdioServerParameters(
-            command=server["command"],
-            args=[resolve_refs(str(a), {**env, **extra}) for a in server.get("args") or []],
-            env={**env, **extra},
-        )
-        async with Client(params, mode="legacy") as client:
-            return [t.name for t in (await client.list_tools()).tools]
+        return await _list_stdio_tools(server, env)
+
+
+async def _list_stdio_tools(server: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """Spawn a stdio server as the IDE would; its stderr goes to a file, quoted when it fails."""
+    import tempfile
+
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    from mcp import Client
+    from sophia.cli.ide_config import resolve_refs
+
+    extra = {k: resolve_refs(str(v), env) for k, v in (server.get("env") or {}).items()}
+    params = StdioServerParameters(
+        command=server["command"],
+        args=[resolve_refs(str(a), {**env, **extra}) for a in server.get("args") or []],
+        env={**env, **extra},
+    )
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as errlog:
+        try:
+            async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:
+                return [t.name for t in (await client.list_tools()).tools]
+        except Exception as exc:
+            errlog.seek(0)
+            said = " | ".join(line.strip() for line in errlog.read().splitlines()[-3:] if line.strip())
+            if said:
+                exc.add_note(f"the server said: {said}")
+            raise
 
 
 def _reason(exc: BaseException) -> str:
+    notes = getattr(exc, "__notes__", [])
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"
+        notes = notes or getattr(exc, "__notes__", [])
+    return "; ".join([f"{type(exc).__name__}: {exc}", *notes])
 
 
 @app.command()
@@ -165,7 +186,7 @@ def check(
     ${env:NAME} references are read from this shell's environment and ${input:sophia-api-key}
     from $SOPHIA_API_KEY.
     """
-    from sophia.mcp import ide
+    from sophia.cli import ide_config as ide
 
     names = [_client(client)] if client else list(ide.CLIENTS)
     rows: list[dict[str, Any]] = []

@@ -10,9 +10,9 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 
+from sophia.accounts.keys import KeyStore
 from sophia.cli.common import ConfigOption, JsonOption, echo, fail, settings, table
 from sophia.errors import SophiaError
-from sophia.gateway.keys import KeyStore
 from sophia.settings import Settings
 
 app = typer.Typer(help="Create, list and revoke gateway API keys.", no_args_is_help=True)
@@ -135,10 +135,11 @@ def revoke(
 @app.command()
 def local(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Print the local admin key that the first `sophia run` created."""
-    from sophia.gateway.server import local_key_path, read_local_key
+    from sophia.accounts.local import LOCAL_KEY_FILE, read_local_key
 
     conf = settings(ctx, config)
-    secret = read_local_key(conf)
+    path = conf.config_dir / LOCAL_KEY_FILE
+    secret = read_local_key(path)
     if secret is None:
-        fail(f"no local key at {local_key_path(conf)}: `sophia run` creates one when the key store is empty")
+        fail(f"no local key at {path}: `sophia run` creates one when the key store is empty")
     echo(secret)

@@ -56,10 +56,9 @@ def serve(
             run_async(serve_stdio(conf, group))
             return
         from sophia.mcp.http import http_server
-        from sophia.mcp.settings import mcp_settings
 
         http = http_server(conf, group, host=host, port=port)
-        bind = host or mcp_settings(conf).host
+        bind = host or conf.mcp.host
         typer.echo(
             f"Sophia MCP server '{group.name}' ({group.title}) on http://{bind}:{http.config.port}/mcp; "
             "Ctrl-C stops it.",
@@ -78,9 +77,8 @@ def list_servers(ctx: typer.Context, json_: JsonOption = False, config: ConfigOp
     import orjson
 
     from sophia.mcp.registry import get_registry
-    from sophia.mcp.settings import mcp_settings
 
-    conf = mcp_settings(settings(ctx, config))
+    conf = settings(ctx, config).mcp
     registry = get_registry()
     rows = []
     for name in registry.names():

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from sophia.accounts.ledger import Ledger
 from sophia.cli.common import ConfigOption, JsonOption, echo, fail, settings, table
 from sophia.errors import SophiaError
 from sophia.gateway.admin import GROUPS
-from sophia.gateway.ledger import Ledger
 from sophia.timeparse import parse_since
 
 

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sophia.accounts.keys import KeyRecord
 from sophia.errors import InvalidRequest, PermissionDenied, SophiaError
 from sophia.gateway.engine import Gateway
 from sophia.gateway.errors import error_body
-from sophia.gateway.keys import KeyRecord
 from sophia.timeparse import parse_since
 
 GROUPS = ("model", "requested_model", "provider", "team", "key", "task_type", "endpoint", "day")
@@ -129,58 +129,54 @@ def build_admin(gateway: Gateway) -> Starlette:
         Route("/admin/cache/bump", guarded(cache_bump), methods=["POST"]),
         Route("/admin/cache/reports", guarded(cache_report), methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.state.gateway, app.state.reports = gateway, None
+    return app
 
 
 async def list_keys(request: Request, gateway: Gateway) -> Any:
-    assert gateway.keys is not None
     revoked = request.query_params.get("include_revoked") in ("1", "true", "yes")
-    return {"data": [key_json(k) for k in await gateway.keys.list(include_revoked=revoked)]}
+    return {"data": [key_json(k) for k in await gateway.accounts.keys.list(include_revoked=revoked)]}
 
 
 async def create_key(request: Request, gateway: Gateway) -> Any:
-    assert gateway.keys is not None
     spec: KeyCreate = await _body(request, KeyCreate)
     fields = spec.model_dump()
     for name in ("allowed_models", "allowed_tools"):
         if fields[name] is not None:
             fields[name] = tuple(fields[name])
-    secret, record = await gateway.keys.create(**fields)
+    secret, record = await gateway.accounts.keys.create(**fields)
     return _json({"key": secret, **key_json(record)}, status=201)
 
 
 async def update_key(request: Request, gateway: Gateway) -> Any:
-    assert gateway.keys is not None
     spec: KeyUpdate = await _body(request, KeyUpdate)
     key_id = request.path_params["key_id"]
-    if await gateway.keys.get(key_id) is None:
+    if await gateway.accounts.keys.get(key_id) is None:
         raise InvalidRequest(f"no key {key_id!r}", code="not_found")
     fields = spec.model_dump(exclude_unset=True)
     for name in ("allowed_models", "allowed_tools"):
         if fields.get(name) is not None:
             fields[name] = tuple(fields[name])
-    record = await gateway.keys.update(key_id, **fields)
+    record = await gateway.accounts.keys.update(key_id, **fields)
     _forget_keys(gateway)
     return key_json(record)
 
 
 async def revoke_key(request: Request, gateway: Gateway) -> Any:
-    assert gateway.keys is not None
     key_id = request.path_params["key_id"]
-    if not await gateway.keys.revoke(key_id):
+    if not await gateway.accounts.keys.revoke(key_id):
         raise InvalidRequest(f"no active key {key_id!r}", code="not_found")
     _forget_keys(gateway)
     return {"id": key_id, "revoked": True}
 
 
 def _forget_keys(gateway: Gateway) -> None:
-    """This process sees a revocation or a change at once; other instances within key_cache_ttl."""
-    if gateway.key_cache is not None:
-        gateway.key_cache.clear()
+    gateway.accounts.forget_keys()
 
 
 async def usage(request: Request, gateway: Gateway) -> Any:
-    assert gateway.ledger is not None
+    ledger = gateway.accounts.ledger
     since = parse_since(request.query_params.get("since", "30d"))
     group_by = [g for g in request.query_params.get("group_by", "model").split(",") if g]
     unknown = [g for g in group_by if g not in GROUPS]
@@ -188,8 +184,8 @@ async def usage(request: Request, gateway: Gateway) -> Any:
         raise InvalidRequest(
             f"group_by must be among {', '.join(GROUPS)}; not {', '.join(unknown)}", param="group_by"
         )
-    await gateway.ledger.flush()
-    rows = await gateway.ledger.report(since, time(), group_by)
+    await ledger.flush()
+    rows = await ledger.report(since, time(), group_by)
     return {"since": since, "group_by": group_by, "data": rows}
 
 
@@ -201,9 +197,9 @@ async def cache_stats(request: Request, gateway: Gateway) -> Any:
     from sophia.cache import admin
 
     cache = gateway.require_cache()
-    assert gateway.ledger is not None
     since = parse_since(request.query_params.get("since", "30d"))
-    return {**await admin.stats(cache, gateway.ledger, since), "this_process": await cache.stats()}
+    data = await admin.stats(cache, gateway.accounts.ledger, _reports(request), since)
+    return {**data, "this_process": await cache.stats()}
 
 
 async def cache_purge(request: Request, gateway: Gateway) -> Any:
@@ -225,6 +221,17 @@ async def cache_report(request: Request, gateway: Gateway) -> Any:
     from sophia.cache import admin
 
     spec: CacheReport = await _body(request, CacheReport)
-    assert gateway.ledger is not None
     reporter = request.state.key.id  # the admin key that authenticated (guarded)
-    return await admin.report_false_hit(gateway.require_cache(), gateway.ledger, spec.request_id, reporter)
+    cache, ledger = gateway.require_cache(), gateway.accounts.ledger
+    return await admin.report_false_hit(cache, ledger, _reports(request), spec.request_id, reporter)
+
+
+def _reports(request: Request) -> Any:
+    """The false-hit reports in the process's database (one ``Reports`` per admin app)."""
+    reports = request.app.state.reports
+    if reports is None:
+        from sophia.cache.admin import Reports
+
+        gateway: Gateway = request.app.state.gateway
+        reports = request.app.state.reports = Reports(gateway.accounts.db)
+    return reports

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from sophia import __version__
-from sophia.errors import InvalidRequest, ProviderError, SophiaError
-from sophia.gateway.asgi import (
+from sophia.accounts.keys import KeyRecord
+from sophia.asgi import (
     ClientGone,
     DisconnectGuard,
     Message,
@@ -26,9 +26,10 @@ from sophia.gateway.asgi import (
     read_body,
     send_json,
 )
-from sophia.gateway.engine import Gateway, Result, StreamCall, new_request_id
+from sophia.errors import InvalidRequest, ProviderError, SophiaError
+from sophia.gateway.api import Result
+from sophia.gateway.engine import Gateway, StreamCall, new_request_id
 from sophia.gateway.errors import error_body, retry_after
-from sophia.gateway.keys import KeyRecord
 from sophia.gateway.validate import chat_params
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,12 @@ def _result_headers(result: Result) -> list[tuple[bytes, bytes]]:
 
 
 class GatewayApp:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, *, lifespan: bool = True) -> None:
+        """``lifespan``: the app starts and closes ``gateway`` (False: its owner does, e.g. the container)."""
         from sophia.gateway.admin import build_admin
 
         self.gateway = gateway
+        self.manage = lifespan
         self.max_body = gateway.settings.gateway.max_body_bytes
         self.admin = build_admin(gateway)
         routes: dict[str, dict[str, Handler]] = {
@@ -121,13 +124,15 @@ class GatewayApp:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 try:
-                    await self.gateway.start()
+                    if self.manage:
+                        await self.gateway.start()
                 except SophiaError as exc:
                     await send({"type": "lifespan.startup.failed", "message": exc.message})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
-                await self.gateway.close()
+                if self.manage:
+                    await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -19,9 +19,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from sophia.accounts.keys import KeyRecord
 from sophia.errors import InvalidRequest, ModelNotFound
 from sophia.gateway.breaker import BreakerBoard
-from sophia.gateway.keys import KeyRecord
 from sophia.providers.base import CHAT
 from sophia.providers.catalog import Catalog, Route
 from sophia.settings import Settings
@@ -156,6 +156,6 @@ def ordered(route: Route, breakers: BreakerBoard, body: Mapping[str, Any]) -> Ro
 
 
 def _embed(text: str) -> Any:
-    from sophia.providers.minilm import get_minilm
+    from sophia.embedder.minilm import get_minilm
 
     return get_minilm().encode([text])[0]

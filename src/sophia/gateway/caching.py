@@ -17,8 +17,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from sophia.accounts.keys import KeyRecord
 from sophia.errors import InvalidRequest
-from sophia.gateway.keys import KeyRecord
 from sophia.gateway.replay import completion_events
 from sophia.providers.base import ChunkStream, Usage
 

@@ -1,13 +1,19 @@
-"""Sophia's MCP servers on the official ``mcp`` SDK: one base, one module of tools per server.
+"""Sophia's MCP servers on the official ``mcp`` SDK: one base, one package of tools per server.
 
-* ``tools``     ``ToolGroup`` / ``Input`` / ``Output`` / ``Confirmable``: how a server declares its tools
+The base:
+
+* ``tools``     ``ToolSet`` / ``ToolGroup`` / ``Input`` / ``Output`` / ``Confirmable``: how a server declares its tools
 * ``registry``  tool groups found through the ``register_mcp_tools`` plugin hook (``builtin`` registers ours)
 * ``server``    the SDK low-level ``Server`` for a group: key filter, validation, errors, progress, ledger
-* ``context``   ``ToolContext`` (key, gateway, progress, confirmation) and ``Services`` (the shared gateway)
+* ``context``   ``ToolContext``: the caller's key, the process's services, progress, confirmation
 * ``errors``    the MCP edge of ``sophia.errors``: every failure becomes an actionable tool error
 * ``http``      streamable HTTP: Host/Origin checks, bearer keys, protected-resource metadata
-* ``stdio``     stdio for IDEs; ``ide`` writes IDE configs
+* ``stdio``     stdio for IDEs
+
+The servers, one package each (docs/mcp-servers.md has the recipe for a new one):
+
 * ``ai``        the AI Intelligence server (8091)
 
-Nothing here imports the gateway, models or the router until a tool call needs them.
+Keys are checked and calls booked by ``sophia.accounts`` through the process container
+(``sophia.container``); nothing here imports the gateway, numpy or the cache until a tool needs them.
 """

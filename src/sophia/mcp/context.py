@@ -1,8 +1,9 @@
-"""What a tool sees while it runs: the caller's key, the shared gateway, progress and confirmation.
+"""What a tool sees while it runs: the caller's key, the process's services, progress and confirmation.
 
-``Services`` holds the one ``Gateway`` of the process: shared with the HTTP gateway when the MCP
-server runs next to it, otherwise started on first use (so ``tools/list`` over stdio never waits
-for it unless a key must be checked). ``ToolContext`` is made per call.
+``ToolContext`` is made per call. Its ``services`` is the process container (``sophia.container``):
+the accounts are open (the key was checked there); anything else a tool needs it asks for by its
+service key, started on first use (``await ctx.service(GATEWAY)``), so a server whose tools never
+call a model never starts the model gateway.
 """
 
 from __future__ import annotations
@@ -10,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sophia.errors import AuthenticationError, PermissionDenied, StorageError
+from sophia.errors import AuthenticationError, PermissionDenied
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
     from mcp_types import CallToolRequestParams, InputRequiredResult
 
-    from sophia.gateway.engine import Gateway, Result
-    from sophia.gateway.keys import KeyRecord
-    from sophia.settings import Settings
+    from sophia.accounts import KeyRecord
+    from sophia.container import Service, Services
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: where the stdio server finds the caller's key (IDE configs pass it through ${env:…} or ${input:…})
 KEY_ENV = "SOPHIA_API_KEY"
@@ -32,74 +32,6 @@ _CONFIRM_SCHEMA = {
     "properties": {"confirm": {"type": "boolean", "title": "Go ahead?"}},
     "required": ["confirm"],
 }
-
-
-class Services:
-    """The gateway shared by every tool call of one server (owned, or lent by the process that runs it)."""
-
-    def __init__(
-        self, settings: Settings, gateway: Gateway | None = None, *, start_timeout: float = 60
-    ) -> None:
-        self.settings = settings
-        self._gateway = gateway
-        self._owned = gateway is None
-        self._started = False
-        self._lock = asyncio.Lock()
-        self._start_timeout = start_timeout
-
-    @property
-    def started(self) -> Gateway | None:
-        """The gateway if it is running now, else None (never starts it)."""
-        gw = self._gateway
-        return gw if gw is not None and gw.ledger is not None and gw.key_cache is not None else None
-
-    async def gateway(self) -> Gateway:
-        """The running gateway: started here on first use if this server owns it."""
-        gw = self.started
-        if gw is not None:
-            return gw
-        if not self._owned:
-            return await self._wait_for_owner()
-        async with self._lock:
-            if self._gateway is None:
-                from sophia.gateway.engine import Gateway
-
-                self._gateway = Gateway(self.settings)
-            if not self._started:
-                await self._gateway.start()
-                self._started = True
-        return self._gateway
-
-    async def authenticate(self, secret: str) -> KeyRecord:
-        """The key for ``secret``: through the running gateway, or with one read of the key store before it
-        runs (so an IDE's first ``tools/list`` does not wait for the gateway to start)."""
-        gw = self.started
-        if gw is not None:
-            record = await gw.authenticate(f"Bearer {secret}")
-            if record is None:  # only a request without a token gets None
-                raise AuthenticationError("the key was not accepted")
-            return record
-        from sophia.gateway.keys import KeyCache, KeyStore
-
-        store = await KeyStore.open(self.settings.database_url)
-        try:
-            return await KeyCache(store, 0).authenticate(f"Bearer {secret}")
-        finally:
-            await store.close()
-
-    async def _wait_for_owner(self) -> Gateway:
-        deadline = monotonic() + self._start_timeout
-        while monotonic() < deadline:
-            await asyncio.sleep(0.02)
-            gw = self.started
-            if gw is not None:
-                return gw
-        raise StorageError("the gateway this MCP server shares has not started; check the gateway's log")
-
-    async def close(self) -> None:
-        if self._owned and self._started and self._gateway is not None:
-            self._started = False
-            await self._gateway.close()
 
 
 class NeedsInput(Exception):
@@ -131,15 +63,17 @@ class ToolContext:
     _progress: int = 0
     _progress_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def gateway(self) -> Gateway:
-        return await self.services.gateway()
+    async def service(self, service: Service[T]) -> T:
+        """A service of the process (the gateway, the cache…), started on first use."""
+        return await self.services.get(service)
 
-    def charge(self, result: Result) -> None:
+    def charge(self, cost_usd: float, model: str, cache: str | None = None) -> None:
         """Note a model call this tool made (its cost is already booked on its own ledger row)."""
-        self.model_cost += result.cost
+        self.model_cost += cost_usd
         self.model_calls += 1
-        self.served_models.append(result.model.id)
-        self.cache = result.cache
+        self.served_models.append(model)
+        if cache is not None:
+            self.cache = cache
 
     async def progress(self, message: str, total: float | None = None) -> None:
         """Send a progress notification (the SDK drops it when the client asked for none)."""

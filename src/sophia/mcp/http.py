@@ -6,13 +6,10 @@ is served; then ``/mcp`` needs ``Authorization: Bearer <gateway key>`` (401 with
 ``WWW-Authenticate: Bearer … resource_metadata=…`` otherwise). The key reaches the tools through
 the request scope, and the session manager binds each session to the key that opened it.
 
-To run next to the gateway in one process and event loop, share its ``Gateway``::
-
-    gw = Gateway(settings)
-    gateway_server = uvicorn.Server(uvicorn.Config(GatewayApp(gw), host=…, port=8090, …))
-    await asyncio.gather(gateway_server.serve(), serve_http(settings, gateway=gw))
-
-The gateway app starts and closes ``gw``; the MCP app waits for it to be started and never closes it.
+Keys are checked by the process's accounts (``sophia.container.Services``): serving an MCP server
+never starts the model gateway; a tool that calls a model starts it on first use. Servers that run
+in one process share one container (``sophia.serve`` does so for the gateway and every MCP server);
+a server given no container makes its own and closes it when it stops.
 """
 
 from __future__ import annotations
@@ -27,34 +24,28 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
+from sophia.asgi import header, send_json
+from sophia.container import Services
 from sophia.errors import AuthenticationError, SophiaError
-from sophia.mcp.context import Services
 from sophia.mcp.errors import redact
 from sophia.mcp.registry import get_registry
 from sophia.mcp.server import SCOPE_KEY, build_server
-from sophia.mcp.settings import LOOPBACK_NAMES, mcp_settings
 
 if TYPE_CHECKING:
     import uvicorn
 
-    from sophia.gateway.engine import Gateway
-    from sophia.gateway.keys import KeyRecord
+    from sophia.accounts import KeyRecord
     from sophia.mcp.tools import ToolGroup
     from sophia.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
+#: Host names every server accepts (loopback); the bind address and ``mcp.allowed_hosts`` add to them
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MCP_PATH = "/mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 _MAX_USERS = 10_000
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 class McpHttpApp:
@@ -68,9 +59,12 @@ class McpHttpApp:
         host: str = "127.0.0.1",
         allowed_hosts: list[str] | None = None,
         allowed_origins: list[str] | None = None,
+        owns_services: bool = False,
     ) -> None:
+        """``owns_services``: the app closes ``services`` when it shuts down (it made them)."""
         self.group = group
         self.services = services
+        self.owns_services = owns_services
         self.require_keys = services.settings.gateway.require_keys
         names = {*LOOPBACK_NAMES, *(allowed_hosts or [])}
         if host not in ("0.0.0.0", "::"):
@@ -109,10 +103,10 @@ class McpHttpApp:
             return await self._lifespan(receive, send)
         if scope["type"] != "http":
             return
-        host = _header(scope, b"host")
+        host = header(scope, b"host")
         if not self.host_ok(host):
             return await _plain(send, 421, "Invalid Host header")
-        origin = _header(scope, b"origin")
+        origin = header(scope, b"origin")
         if origin is not None and not self.origin_ok(origin):
             return await _plain(send, 403, "Invalid Origin header")
         path = scope["path"].rstrip("/") or "/"
@@ -120,12 +114,11 @@ class McpHttpApp:
             return await self._metadata(scope, send, host or "")
         if path != MCP_PATH:
             return await _plain(send, 404, f"Not found: the MCP endpoint is {MCP_PATH}")
-        authorization = _header(scope, b"authorization")
+        authorization = header(scope, b"authorization")
         key: KeyRecord | None = None
         if authorization or self.require_keys:
             try:
-                gw = self.services.started or await self.services.gateway()
-                key = await gw.authenticate(authorization)
+                key = await self.services.authenticate(authorization)
             except AuthenticationError as exc:
                 return await self._unauthorized(send, host or "", exc.message, bool(authorization))
             except SophiaError as exc:
@@ -152,7 +145,7 @@ class McpHttpApp:
         body = orjson.dumps(
             {"error": "invalid_token" if had_token else "unauthorized", "error_description": message}
         )
-        await _send(send, 401, body, [(b"www-authenticate", challenge.encode())])
+        await send_json(send, 401, body, [(b"www-authenticate", challenge.encode())])
 
     async def _metadata(self, scope: Scope, send: Any, host: str) -> None:
         if scope["method"] not in ("GET", "HEAD"):
@@ -162,7 +155,7 @@ class McpHttpApp:
             "resource_name": self.group.title,
             "bearer_methods_supported": ["header"],
         }
-        await _send(send, 200, orjson.dumps(doc), [(b"cache-control", b"max-age=3600")])
+        await send_json(send, 200, orjson.dumps(doc), [(b"cache-control", b"max-age=3600")])
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         message = await receive()
@@ -170,21 +163,16 @@ class McpHttpApp:
             return
         async with AsyncExitStack() as stack:
             try:
-                await self.services.gateway()
+                await self.services.open()
                 await stack.enter_async_context(self.manager.run())
             except SophiaError as exc:
                 await send({"type": "lifespan.startup.failed", "message": exc.message})
                 return
             await send({"type": "lifespan.startup.complete"})
             await receive()  # lifespan.shutdown
-        await self.services.close()
+        if self.owns_services:
+            await self.services.close()
         await send({"type": "lifespan.shutdown.complete"})
-
-
-async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _plain(send: Any, status: int, text: str) -> None:
@@ -198,18 +186,19 @@ def build_http_app(
     settings: Settings,
     group: str | ToolGroup = "ai",
     *,
-    gateway: Gateway | None = None,
+    services: Services | None = None,
     host: str | None = None,
 ) -> McpHttpApp:
-    """The ASGI app for ``group``; with ``gateway`` it shares that (already or soon started) gateway."""
-    conf = mcp_settings(settings)
+    """The ASGI app for ``group``; with ``services`` it shares that container, else it makes its own."""
+    conf = settings.mcp
     tool_group = get_registry().get(group) if isinstance(group, str) else group
     return McpHttpApp(
         tool_group,
-        Services(settings, gateway),
+        services or Services(settings),
         host=host or conf.host,
         allowed_hosts=conf.allowed_hosts,
         allowed_origins=conf.allowed_origins,
+        owns_services=services is None,
     )
 
 
@@ -219,26 +208,21 @@ def http_server(
     *,
     host: str | None = None,
     port: int | None = None,
-    gateway: Gateway | None = None,
+    services: Services | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for ``group``: ``.run()`` it alone, or ``await .serve()`` next to the gateway."""
+    """A uvicorn server for ``group``: ``.run()`` it alone, or ``await .serve()`` beside others."""
     import uvicorn
 
-    conf = mcp_settings(settings)
-    app = build_http_app(settings, group, gateway=gateway, host=host)
-    bind = host or conf.host
+    from sophia.asgi import UVICORN_OPTIONS, uvicorn_log_level
+
+    conf = settings.mcp
+    app = build_http_app(settings, group, services=services, host=host)
     config = uvicorn.Config(
         app,
-        host=bind,
+        host=host or conf.host,
         port=port if port is not None else conf.ports.get(app.group.name, app.group.port),
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_level="warning" if settings.log_level == "info" else settings.log_level,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=5,
+        log_level=uvicorn_log_level(settings.log_level),
+        **UVICORN_OPTIONS,
     )
     return uvicorn.Server(config)
 
@@ -249,7 +233,7 @@ async def serve_http(
     *,
     host: str | None = None,
     port: int | None = None,
-    gateway: Gateway | None = None,
+    services: Services | None = None,
 ) -> None:
     """Serve ``group`` over streamable HTTP in the running event loop until shut down."""
-    await http_server(settings, group, host=host, port=port, gateway=gateway).serve()
+    await http_server(settings, group, host=host, port=port, services=services).serve()

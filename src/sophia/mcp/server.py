@@ -20,14 +20,16 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from sophia import __version__
+from sophia.accounts import UsageRecord, new_request_id
 from sophia.errors import AuthenticationError, SophiaError
-from sophia.mcp.context import NeedsInput, Services, ToolContext, missing_key
+from sophia.mcp.context import NeedsInput, ToolContext, missing_key
 from sophia.mcp.errors import describe, invalid_arguments, redact
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
 
-    from sophia.gateway.keys import KeyRecord
+    from sophia.accounts import KeyRecord
+    from sophia.container import Services
     from sophia.mcp.tools import Tool, ToolGroup
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,10 @@ class Handlers:
             record: KeyRecord | None = scope[SCOPE_KEY]
             return record
         if self.secret:
-            return await self.services.authenticate(self.secret)
+            key = await self.services.authenticate(f"Bearer {self.secret}")
+            if key is None:  # only a request without a token gets None
+                raise AuthenticationError("the key was not accepted")
+            return key
         if self.services.settings.gateway.require_keys:
             raise missing_key()
         return None
@@ -110,14 +115,10 @@ class Handlers:
     async def call_tool(
         self, rctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        from sophia.gateway.engine import new_request_id
-
         ts, t0 = time(), perf_counter()
         name = params.name[:64]
         ctx = ToolContext(self.services, None, self.group.name, name, new_request_id(), rctx, params)
         try:
-            if rctx.request is None and self.secret:
-                await self.services.gateway()  # a call needs the gateway (and its ledger) anyway
             ctx.key = await self.key(rctx)
         except SophiaError as exc:
             return await self._failed(ctx, exc, ts, t0)
@@ -183,13 +184,13 @@ class Handlers:
     async def _record(
         self, ctx: ToolContext, ts: float, t0: float, outcome: str, error: str | None, status: int
     ) -> None:
-        gw = self.services.started
-        if gw is None or gw.ledger is None:
+        try:
+            accounts = await self.services.open()
+        except SophiaError as exc:  # the call's own answer already says what failed; the row is lost
+            log.warning("no ledger row for %s/%s: %s", self.group.name, ctx.tool, exc.message)
             return
-        from sophia.gateway.ledger import UsageRecord
-
         key = ctx.key
-        gw.ledger.record(
+        accounts.record(
             UsageRecord(
                 ts=ts,
                 request_id=ctx.request_id,
@@ -245,8 +246,6 @@ class Handlers:
             raise MCPError(
                 code=types.INVALID_PARAMS, message=f"Unknown resource {params.uri[:200]!r}; known: {known}"
             )
-        from sophia.gateway.engine import new_request_id
-
         ctx = ToolContext(self.services, None, self.group.name, resource.name, new_request_id(), rctx)
         try:
             ctx.key = await self.key(rctx)

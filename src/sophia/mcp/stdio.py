@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from sophia.mcp.context import KEY_ENV, Services
+from sophia.container import Services
+from sophia.mcp.context import KEY_ENV
 from sophia.mcp.registry import get_registry
 from sophia.mcp.server import build_server
 
@@ -20,7 +21,7 @@ async def serve_stdio(
     """Serve ``group`` on this process's stdin/stdout until the client closes it.
 
     Nothing but the SDK and the tool group's own module is loaded before the first request: the
-    gateway starts when a key must be checked or a tool needs it.
+    accounts open when a key must be checked, the gateway only when a tool calls a model.
     """
     from mcp.server.stdio import stdio_server
 

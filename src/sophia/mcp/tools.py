@@ -1,9 +1,11 @@
-"""Tools and tool groups: what one MCP server offers, declared once and checked at import.
+"""Tools, tool sets and tool groups: what one MCP server offers, declared once and checked at import.
 
-A *tool group* is one MCP server (``ai`` on 8091; ``data``, ``infra``, ``bi`` later). A tool is an
-async function ``(ctx, args) -> output`` whose argument and result types are pydantic models::
+A *tool group* is one MCP server (``ai`` on 8091; ``data``, ``infra``, ``bi`` later), assembled from
+*tool sets*, one per module of its package. A tool is an async function ``(ctx, args) -> output``
+whose argument and result types are pydantic models::
 
-    group = ToolGroup("data", port=8092, title="Sophia Data", instructions="…")
+    # sophia/mcp/bi/query.py
+    tools = ToolSet()
 
     class QueryIn(Input):
         sql: str = Field(description="One read-only SQL statement.")
@@ -11,10 +13,17 @@ async function ``(ctx, args) -> output`` whose argument and result types are pyd
     class QueryOut(Output):
         rows: list[dict[str, Any]]
 
-    @group.tool(title="Run a read-only query", read_only=True, destructive=False,
+    @tools.tool(title="Run a read-only query", read_only=True, destructive=False,
                 idempotent=True, open_world=False)
     async def query(ctx: ToolContext, args: QueryIn) -> QueryOut:
         \"\"\"Run one read-only SQL statement on the warehouse.\"\"\"
+
+    # sophia/mcp/bi/__init__.py
+    group = ToolGroup("bi", port=8094, title="Sophia Business Intelligence", instructions="…",
+                      sets=[query.tools, metrics.tools])
+
+A tool set knows no group, and a tool module imports nothing of its group, so a package has no
+import cycle and nothing registers itself as a side effect of being imported.
 
 The four annotations have no defaults, so every tool states them. A destructive tool's input
 model must subclass ``Confirmable`` (it carries ``confirm``), and the tool must call
@@ -25,7 +34,7 @@ stripped of pydantic's titles so that ``tools/list`` stays small.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -95,13 +104,9 @@ class ResourceDef:
 
 
 @dataclass
-class ToolGroup:
-    """One MCP server's tools and resources."""
+class ToolSet:
+    """Tools and resources declared together (one module of a server's package)."""
 
-    name: str
-    port: int
-    title: str
-    instructions: str = ""
     tools: dict[str, Tool] = field(default_factory=dict)
     resources: dict[str, ResourceDef] = field(default_factory=dict)
 
@@ -148,7 +153,7 @@ class ToolGroup:
         if not tool_name or not set(tool_name) <= self.NAME_CHARS:
             raise ValueError(f"tool name {tool_name!r} must be lower-case letters, digits and _")
         if tool_name in self.tools:
-            raise ValueError(f"tool {self.name}/{tool_name} is registered twice")
+            raise ValueError(f"tool {tool_name} is registered twice")
         if read_only and destructive:
             raise ValueError(f"tool {tool_name}: a read-only tool cannot be destructive")
         params = list(inspect.signature(fn).parameters)
@@ -192,6 +197,29 @@ class ToolGroup:
             return fn
 
         return register
+
+
+class ToolGroup(ToolSet):
+    """One MCP server: its name, default port, title and instructions, and the tool sets it serves."""
+
+    def __init__(
+        self, name: str, *, port: int, title: str, instructions: str = "", sets: Iterable[ToolSet] = ()
+    ) -> None:
+        super().__init__()
+        self.name, self.port, self.title, self.instructions = name, port, title, instructions
+        for part in sets:
+            self.include(part)
+
+    def include(self, part: ToolSet) -> None:
+        """Serve every tool and resource of ``part`` (a name may appear once in a group)."""
+        for name, tool in part.tools.items():
+            if name in self.tools:
+                raise ValueError(f"tool {self.name}/{name} is registered twice")
+            self.tools[name] = tool
+        for uri, resource in part.resources.items():
+            if uri in self.resources:
+                raise ValueError(f"resource {uri} is registered twice")
+            self.resources[uri] = resource
 
 
 def _annotation(fn: Callable[..., Any], name: str) -> Any:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from sophia.providers.h1 import HTTPClient
+    from sophia.httpclient import HTTPClient
     from sophia.settings import ProviderSettings, Settings
 
 JSON = dict[str, Any]

@@ -16,7 +16,7 @@ from sophia.providers.registry import ProviderRegistry, get_registry
 from sophia.settings import AliasSettings, ModelSettings, ProviderSettings, Settings
 
 if TYPE_CHECKING:
-    from sophia.providers.h1 import HTTPClient
+    from sophia.httpclient import HTTPClient
 
 log = logging.getLogger(__name__)
 

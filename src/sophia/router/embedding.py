@@ -23,7 +23,7 @@ _CACHE_FILE = "minilm_questions.npz"
 
 def minilm_embed(texts: Sequence[str]) -> np.ndarray:
     """Embed with Sophia's numpy MiniLM (loaded once per process)."""
-    from sophia.providers.minilm import get_minilm
+    from sophia.embedder.minilm import get_minilm
 
     encoder = get_minilm()
     parts = [encoder.encode(list(texts[i : i + BATCH])) for i in range(0, len(texts), BATCH)]

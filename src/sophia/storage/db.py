@@ -66,6 +66,11 @@ class Database(ABC):
         """Run schema statements (``CREATE … IF NOT EXISTS``) in one transaction, safe to race."""
 
     @abstractmethod
+    async def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Add each ``name: SQL type`` column that ``table`` lacks (a schema grown since the table was
+        made); safe to race with another process doing the same. Names come from code, never users."""
+
+    @abstractmethod
     async def close(self) -> None:
         """Release connections and threads; idempotent."""
 
@@ -247,6 +252,16 @@ class SQLiteDatabase(Database):
 
         await self._run(self._in_transaction, work)
 
+    async def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            # Inside BEGIN IMMEDIATE: another process cannot add the same column between look and add.
+            have = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+            for name, kind in columns.items():
+                if name not in have:
+                    conn.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}').close()
+
+        await self._run(self._in_transaction, work)
+
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -355,6 +370,14 @@ class PostgresDatabase(Database):
                     await conn.execute(statement)
 
         await self._call("migration", statements[0] if statements else "", work)
+
+    async def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
+        await self.migrate(
+            [
+                f'ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{name}" {kind}'
+                for name, kind in columns.items()
+            ]
+        )
 
     async def notify(self, channel: str, payload: str) -> None:
         await self.execute("SELECT pg_notify(?, ?)", (channel, payload))

@@ -19,8 +19,8 @@ from sophia.providers.adapters._http import SSEBuffer, event_data, read_chunk, u
 from sophia.providers.base import JSON, ChunkStream, Usage
 
 if TYPE_CHECKING:
+    from sophia.httpclient import Response
     from sophia.providers.base import CallOptions, ModelInfo
-    from sophia.providers.h1 import Response
 
 #: Anthropic ``stop_reason`` -> OpenAI ``finish_reason`` (anything else -> "stop")
 FINISH_REASONS = {

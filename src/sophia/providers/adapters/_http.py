@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from sophia.errors import ProviderHTTPError, ProviderTimeout, ProviderUnavailable
-from sophia.providers.h1 import HTTPClient, HTTPClientError, Response, Target
+from sophia.httpclient import HTTPClient, HTTPClientError, Response, Target
 
 if TYPE_CHECKING:
     from sophia.providers.base import CallOptions, Vendor

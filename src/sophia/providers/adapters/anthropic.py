@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sophia.errors import ConfigError, InvalidRequest, ProviderError, ProviderUnavailable
+from sophia.httpclient import HTTPClient, Response
 from sophia.providers.adapters._anthropic_stream import AnthropicStream, convert_usage, finish_reason
 from sophia.providers.adapters._http import open_post, read_body, request_headers
 from sophia.providers.base import JSON, Adapter, CallOptions, ChunkStream, Completion, ModelInfo, Usage
-from sophia.providers.h1 import HTTPClient, Response
 
 if TYPE_CHECKING:
     from sophia.providers.base import Vendor

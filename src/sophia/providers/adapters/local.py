@@ -132,7 +132,7 @@ class LocalAdapter(Adapter):
         path = self.settings.local.embedding_model_path
 
         def run() -> tuple[Any, int]:
-            from sophia.providers.minilm import get_minilm
+            from sophia.embedder.minilm import get_minilm
 
             return get_minilm(path).encode_counted(texts)
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sophia.errors import ProviderError, ProviderUnavailable
+from sophia.httpclient import HTTPClient, Response, Target
 from sophia.providers.adapters._http import (
     SSEBuffer,
     event_data,
@@ -20,7 +21,6 @@ from sophia.providers.adapters._http import (
     request_headers,
 )
 from sophia.providers.base import JSON, Adapter, CallOptions, ChunkStream, Completion, ModelInfo, Usage
-from sophia.providers.h1 import HTTPClient, Response, Target
 
 if TYPE_CHECKING:
     from sophia.providers.base import Vendor

@@ -1,0 +1,119 @@
+"""Running Sophia: the gateway and the MCP servers of one process, on one event loop, one container.
+
+This is the one module that knows both the HTTP gateway and the MCP servers (the seed of the
+coming supervisor). With one worker, ``serve`` starts the process's container (accounts, then the
+gateway), then serves the gateway's HTTP app and every MCP server asked for, each on its port, all
+sharing that container: a tool call is authenticated, limited, cached and booked exactly like an
+HTTP call. With several workers uvicorn runs ``create_gateway_app`` in each process (the gateway
+alone, with its own accounts); the MCP servers then run on their own (``sophia mcp serve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sophia.asgi import UVICORN_OPTIONS, uvicorn_log_level
+from sophia.container import Services
+from sophia.settings import CONFIG_ENV, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=False,
+    )
+
+
+def create_gateway_app(settings: Settings | None = None) -> Any:
+    """The gateway's ASGI app on its own (it opens and closes its accounts in its lifespan); uvicorn's
+    workers call this with no argument and read ``$SOPHIA_CONFIG``."""
+    from sophia.gateway.app import GatewayApp
+    from sophia.gateway.engine import Gateway
+
+    settings = settings or load_settings()
+    configure_logging(settings)
+    return GatewayApp(Gateway(settings))
+
+
+def mcp_servers(settings: Settings, asked: Sequence[str] | None = None) -> list[str]:
+    """The MCP servers to serve: ``asked``, else ``mcp.serve``, else every registered one."""
+    from sophia.mcp.registry import get_registry
+
+    registry = get_registry()
+    if asked is not None:
+        names = list(asked)
+    else:
+        names = registry.names() if settings.mcp.serve is None else list(settings.mcp.serve)
+    for name in names:
+        registry.get(name)  # ConfigError for an unknown server, before anything starts
+    return names
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    mcp: Sequence[str] = (),
+    mcp_ports: Mapping[str, int] | None = None,
+) -> None:
+    """Run in the foreground until a signal: the gateway on ``host:port`` and, with one worker, the MCP
+    servers named in ``mcp`` (each on ``mcp_ports[name]``, else ``mcp.ports``, else its own port)."""
+    import uvicorn
+
+    if settings._config_file is not None:
+        os.environ[CONFIG_ENV] = str(settings._config_file.resolve())
+    if workers > 1:
+        uvicorn.run(
+            "sophia.serve:create_gateway_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=uvicorn_log_level(settings.log_level),
+            **UVICORN_OPTIONS,
+        )
+        return
+    import uvloop
+
+    configure_logging(settings)
+    uvloop.run(serve_together(settings, host=host, port=port, mcp=mcp, mcp_ports=mcp_ports or {}))
+
+
+async def serve_together(
+    settings: Settings, *, host: str, port: int, mcp: Sequence[str], mcp_ports: Mapping[str, int]
+) -> None:
+    """Start the container and the gateway, then serve the gateway and the MCP servers until one stops."""
+    import uvicorn
+
+    from sophia.gateway.app import GatewayApp
+    from sophia.gateway.service import GATEWAY
+    from sophia.mcp.http import http_server
+
+    services = Services(settings)
+    try:
+        gateway = await services.get(GATEWAY)
+        app = GatewayApp(gateway, lifespan=False)  # the container starts and stops the gateway
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level=uvicorn_log_level(settings.log_level), **UVICORN_OPTIONS
+        )
+        servers = [uvicorn.Server(config)]
+        servers += [http_server(settings, name, port=mcp_ports.get(name), services=services) for name in mcp]
+        tasks = [asyncio.ensure_future(server.serve()) for server in servers]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # One stopped (a signal, or a failure to bind): stop the others, then report any failure.
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()
+    finally:
+        await services.close()

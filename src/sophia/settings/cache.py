@@ -1,0 +1,67 @@
+"""The response cache's section (``cache:`` in sophia.yaml, ``SOPHIA_CACHE__…`` in the environment)."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Strategy = Literal["semantic", "exact", "off"]
+
+
+class ModelCacheSettings(BaseModel):
+    """Overrides for the models (or aliases) whose name matches a pattern."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Strategy | None = None
+    ttl: float | None = Field(None, gt=0, description="Seconds an entry lives; None: the default TTL.")
+    threshold: float | None = Field(None, ge=0, le=1, description="Verifier threshold for this model.")
+
+
+class CacheSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    strategy: Strategy = Field("semantic", description="Default strategy: semantic, exact or off.")
+    models: dict[str, ModelCacheSettings] = Field(
+        default_factory=dict,
+        description="Per model or alias (fnmatch patterns allowed, e.g. 'openai/*'); the first match wins, "
+        "an exact name before any pattern.",
+    )
+    ttl: float | None = Field(7 * 24 * 3600.0, gt=0, description="Default entry lifetime in seconds.")
+    max_temperature: float = Field(
+        0.7, ge=0, le=2, description="No semantic reuse above this sampling temperature (exact only)."
+    )
+    share_across_tenants: bool = Field(False, description="Let one team's entries answer another team.")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Verifier score a neighbour needs; None: the trained default."
+    )
+    candidates: int = Field(4, ge=1, le=32, description="Nearest neighbours the verifier judges per lookup.")
+    min_cosine: float = Field(0.6, ge=-1, le=1, description="Neighbours below this cosine are not judged.")
+    max_entries: int = Field(200_000, ge=1, description="Entries kept per instance; the oldest go first.")
+    store: Literal["local", "redis"] = Field(
+        "local",
+        description="local: the database (SQLite or PostgreSQL) + an in-process index; redis: shared.",
+    )
+    redis_prefix: str = Field("sophia:cache:", description="Key prefix of the Redis store.")
+    max_body_bytes: int = Field(1_048_576, ge=1, description="Responses larger than this are not cached.")
+
+    def for_model(self, model: str) -> ModelCacheSettings:
+        """The overrides that apply to ``model`` (an empty set when none match)."""
+        found = self.models.get(model)
+        if found is not None:
+            return found
+        for pattern, override in self.models.items():
+            if fnmatchcase(model, pattern):
+                return override
+        return ModelCacheSettings()
+
+    def strategy_for(self, model: str) -> Strategy:
+        if not self.enabled:
+            return "off"
+        return self.for_model(model).strategy or self.strategy
+
+    def ttl_for(self, model: str) -> float | None:
+        return self.for_model(model).ttl or self.ttl

@@ -1,0 +1,246 @@
+"""Rate limits and budgets behave the same in memory and in Redis; Redis shares them between instances."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from sophia.errors import BudgetExceeded, RateLimited, StorageError
+from sophia.accounts.keys import KeyRecord
+from sophia.accounts import open_limiter
+from sophia.accounts.limits import Limiter, MemoryLimiter, day_start, month_end, month_start
+from sophia.accounts.limits_redis import RedisLimiter
+from sophia.settings import load_settings
+from sophia.storage.testing import TEST_REDIS_URL
+
+T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
+DAY = 86_400.0
+
+
+def key(**limits: Any) -> KeyRecord:
+    return KeyRecord(
+        id="key_" + secrets.token_hex(6), name="k", owner="", team="t", hash="h", prefix="p", **limits
+    )
+
+
+class Ledger:
+    """Stands in for Ledger.spend: what the usage ledger says a key spent since a moment."""
+
+    def __init__(self) -> None:
+        self.spent: dict[tuple[str, float], float] = {}
+        self.calls: list[tuple[str, float]] = []
+        self.gate: asyncio.Event | None = None
+
+    async def spend(self, key_id: str, since: float) -> float:
+        self.calls.append((key_id, since))
+        if self.gate is not None:
+            await self.gate.wait()
+        return self.spent.get((key_id, since), 0.0)
+
+
+@pytest.fixture
+def ledger() -> Ledger:
+    return Ledger()
+
+
+async def _delete_prefix(prefix: str) -> None:
+    client = Redis.from_url(TEST_REDIS_URL)
+    try:
+        async for name in client.scan_iter(match=f"{prefix}*"):
+            await client.delete(name)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A Redis key prefix unique to this test; everything under it is deleted afterwards."""
+    value = f"sophia-test-{secrets.token_hex(6)}:"
+    yield value
+    await _delete_prefix(value)
+
+
+LimiterFactory = Callable[[], Awaitable[Limiter]]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def make(request: pytest.FixtureRequest, ledger: Ledger) -> AsyncIterator[LimiterFactory]:
+    """Builds limiters of one kind; for Redis, several share one prefix like gateway instances do."""
+    made: list[Limiter] = []
+    prefix = f"sophia-test-{secrets.token_hex(6)}:"
+
+    async def factory() -> Limiter:
+        if request.param == "memory":
+            limiter: Limiter = MemoryLimiter(ledger.spend)
+        else:
+            limiter = RedisLimiter(TEST_REDIS_URL, ledger.spend, prefix=prefix)
+        made.append(limiter)
+        return limiter
+
+    yield factory
+    for limiter in made:
+        await limiter.close()
+    if request.param == "redis":
+        await _delete_prefix(prefix)
+
+
+async def test_keys_without_limits_cost_nothing() -> None:
+    unreachable = RedisLimiter("redis://127.0.0.1:1/0", lambda k, s: asyncio.sleep(0, 0.0))
+    try:
+        free = key()
+        for _ in range(3):
+            await unreachable.check(free, T0)  # never touches Redis
+            await unreachable.commit(free, 1000, 1.0, T0)
+    finally:
+        await unreachable.close()
+
+
+async def test_requests_per_minute_is_an_exact_sliding_window(make: LimiterFactory) -> None:
+    limiter, k = await make(), key(rpm=3)
+    for t in (0, 10, 20):
+        await limiter.check(k, T0 + t)
+    for _ in range(3):  # refusals do not count
+        with pytest.raises(RateLimited) as caught:
+            await limiter.check(k, T0 + 30)
+    assert caught.value.retry_after == pytest.approx(30, abs=0.01)
+    assert caught.value.code == "rate_limit_exceeded"
+    assert "3 requests per minute" in caught.value.message
+    await limiter.check(k, T0 + 60.5)  # the first request left the window
+    with pytest.raises(RateLimited) as caught:
+        await limiter.check(k, T0 + 61)
+    assert caught.value.retry_after == pytest.approx(9, abs=0.01)
+
+
+async def test_tokens_per_minute(make: LimiterFactory) -> None:
+    limiter, k = await make(), key(tpm=100)
+    await limiter.check(k, T0)
+    await limiter.commit(k, 60, 0.0, T0)
+    await limiter.check(k, T0 + 1)  # 60 used: under the limit, admitted
+    await limiter.commit(k, 50, 0.0, T0 + 1)
+    with pytest.raises(RateLimited) as caught:
+        await limiter.check(k, T0 + 2)
+    assert caught.value.retry_after == pytest.approx(58, abs=0.01)  # when the first 60 tokens expire
+    assert "100 tokens per minute" in caught.value.message
+    await limiter.check(k, T0 + 60.5)
+
+
+async def test_daily_budget_is_exceeded_after_commits_and_resets_next_day(make: LimiterFactory) -> None:
+    limiter, k = await make(), key(budget_daily_usd=0.01)
+    await limiter.check(k, T0)
+    await limiter.commit(k, 10, 0.006, T0)
+    await limiter.check(k, T0 + 1)
+    await limiter.commit(k, 10, 0.006, T0 + 1)
+    with pytest.raises(BudgetExceeded) as caught:
+        await limiter.check(k, T0 + 2)
+    assert "daily budget of $0.01" in caught.value.message
+    await limiter.check(k, day_start(T0) + DAY + 1)  # a new UTC day
+
+
+async def test_monthly_budget_starts_from_the_ledger(make: LimiterFactory, ledger: Ledger) -> None:
+    k = key(budget_monthly_usd=1.0)
+    ledger.spent[(k.id, month_start(T0))] = 0.99  # spent before this process started
+    limiter = await make()
+    await limiter.check(k, T0)
+    await limiter.commit(k, 10, 0.02, T0)
+    with pytest.raises(BudgetExceeded, match="monthly budget"):
+        await limiter.check(k, T0 + 1)
+    await limiter.check(k, month_end(T0) + 1)  # next month: the ledger says nothing was spent yet
+
+
+async def test_budget_already_spent_refuses_the_first_request(make: LimiterFactory, ledger: Ledger) -> None:
+    k = key(budget_daily_usd=5.0, budget_monthly_usd=100.0)
+    ledger.spent[(k.id, day_start(T0))] = 5.0
+    limiter = await make()
+    for _ in range(2):
+        with pytest.raises(BudgetExceeded, match="daily"):
+            await limiter.check(k, T0)
+    assert sorted(ledger.calls) == sorted([(k.id, day_start(T0)), (k.id, month_start(T0))])
+
+
+async def test_concurrent_first_requests_share_one_ledger_lookup(
+    make: LimiterFactory, ledger: Ledger
+) -> None:
+    limiter, k = await make(), key(budget_daily_usd=1.0)
+    ledger.gate = asyncio.Event()
+    checks = [asyncio.ensure_future(limiter.check(k, T0)) for _ in range(10)]
+    await asyncio.sleep(0.01)
+    ledger.gate.set()
+    await asyncio.gather(*checks)
+    day_lookups = [c for c in ledger.calls if c == (k.id, day_start(T0))]
+    if isinstance(limiter, MemoryLimiter):
+        assert len(day_lookups) == 1
+    else:  # each waiting request may look up, but SET NX keeps one value: the counter is still right
+        assert 1 <= len(day_lookups) <= 10
+
+
+@pytest.mark.redis
+async def test_two_instances_share_one_rpm_limit(ledger: Ledger, prefix: str) -> None:
+    n = 10
+    one = RedisLimiter(TEST_REDIS_URL, ledger.spend, prefix=prefix)
+    two = RedisLimiter(TEST_REDIS_URL, ledger.spend, prefix=prefix)
+    k = key(rpm=n)
+    try:
+
+        async def attempt(limiter: RedisLimiter) -> bool:
+            try:
+                await limiter.check(k, T0)
+            except RateLimited:
+                return False
+            return True
+
+        results = await asyncio.gather(*(attempt(one if i % 2 else two) for i in range(2 * n)))
+    finally:
+        await one.close()
+        await two.close()
+    assert sum(results) == n
+
+
+@pytest.mark.redis
+async def test_instances_share_spend_and_reseed_after_a_redis_restart(ledger: Ledger, prefix: str) -> None:
+    one = RedisLimiter(TEST_REDIS_URL, ledger.spend, prefix=prefix)
+    two = RedisLimiter(TEST_REDIS_URL, ledger.spend, prefix=prefix)
+    k = key(budget_daily_usd=0.01)
+    try:
+        await one.check(k, T0)
+        await one.commit(k, 10, 0.012, T0)
+        with pytest.raises(BudgetExceeded):
+            await two.check(k, T0 + 1)
+        # Redis restarts and keeps nothing; the ledger has the spend and is asked again.
+        async for name in one.redis.scan_iter(match=f"{prefix}*"):
+            await one.redis.delete(name)
+        ledger.spent[(k.id, day_start(T0))] = 0.012
+        with pytest.raises(BudgetExceeded):
+            await two.check(k, T0 + 2)
+        assert ledger.calls.count((k.id, day_start(T0))) == 2
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_unreachable_redis_is_a_storage_error_without_the_password(ledger: Ledger) -> None:
+    password = secrets.token_hex(8)
+    limiter = RedisLimiter(f"redis://:{password}@127.0.0.1:1/0", ledger.spend)
+    try:
+        with pytest.raises(StorageError) as caught:
+            await limiter.check(key(rpm=5), T0)
+    finally:
+        await limiter.close()
+    assert "redis://127.0.0.1:1/0" in caught.value.message
+    assert password not in caught.value.message
+
+
+@pytest.mark.redis
+async def test_open_limiter_picks_redis_when_configured(ledger: Ledger) -> None:
+    memory = await open_limiter(None, ledger.spend)
+    assert isinstance(memory, MemoryLimiter)
+    await memory.close()
+    shared = await open_limiter(TEST_REDIS_URL, ledger.spend)
+    assert isinstance(shared, RedisLimiter)
+    await shared.close()
+    with pytest.raises(StorageError):
+        await open_limiter("redis://127.0.0.1:1/0", ledger.spend)
