@@ -7,7 +7,10 @@ Each pair is judged the way a lookup with one stored entry judges it (cosine flo
 cross-encoder), and this prints how many of each kind are served at the verifier's default
 threshold and at the benchmark's balanced point 0.5.
 
-    .venv/bin/python benchmarks/cache/chat.py [--verifier path/to/verifier.npz] [--show]
+    .venv/bin/python benchmarks/cache/chat.py [--verifier path/to/verifier.npz] [--runtime numpy] [--show]
+
+Embeddings and pairs run on the runtime the gateway uses (``sophia.embedder.get_encoder``: onnxruntime
+int8 when installed), or on the numpy float32 reference with ``--runtime numpy``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sophia.cache.verifier import Verifier
-from sophia.embedder.minilm import get_minilm
+from sophia.embedder import RUNTIMES, get_encoder
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,7 +32,7 @@ def load(path: Path = HERE / "chat_pairs.jsonl") -> list[dict[str, object]]:
 
 
 def score(verifier: Verifier, rows: list[dict[str, object]]) -> np.ndarray:
-    encoder = get_minilm()
+    encoder = verifier.model.encoder  # the runtime the verifier's pairs run on
     out = np.empty(len(rows), np.float32)
     for i, row in enumerate(rows):
         stored, asked = str(row["stored"]), str(row["asked"])
@@ -56,9 +59,12 @@ def main() -> None:
     )
     parser.add_argument("--pairs", type=Path, default=HERE / "chat_pairs.jsonl")
     parser.add_argument("--show", action="store_true", help="print every pair's score")
+    parser.add_argument(
+        "--runtime", choices=RUNTIMES, default="auto", help="the MiniLM runtime (default: auto)"
+    )
     args = parser.parse_args()
     rows = load(args.pairs)
-    verifier = Verifier.load(args.verifier, get_minilm())
+    verifier = Verifier.load(args.verifier, get_encoder(runtime=args.runtime))
     scores = score(verifier, rows)
     same = np.array([bool(r["same"]) for r in rows])
     if args.show:

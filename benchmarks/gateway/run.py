@@ -2,11 +2,13 @@
 """Gateway speed benchmark: Sophia, LiteLLM proxy and Portkey's gateway, side by side.
 
 All of them run with one worker process and proxy to the same nginx upstream, which
-answers a fixed chat completion at once; nginx called directly is the floor. wrk loads
-each target in turn (alternating within every round, the starting target rotating from
-round to round) at each connection level, after a warm-up. The report gives medians over
-the rounds with their ranges, requests/s as a ratio to Portkey's in the same round, and
-the p50 latency each gateway adds over nginx direct.
+answers a fixed chat completion at once; nginx called directly is the floor. Sophia runs
+twice: cache off (the pass-through) and with its defaults (the response cache on). wrk
+loads each row - a target under one kind of traffic, a fixed body or varied bodies - in
+turn (alternating within every round, the starting row rotating from round to round) at
+each connection level, after a warm-up. The report gives medians over the rounds with their
+ranges, requests/s as a ratio to Portkey's in the same round, the p50 latency each gateway
+adds over nginx direct (and the cache over the pass-through), and Sophia's goals.
 
 Run benchmarks/gateway/setup.sh first (nginx, wrk and the peers). See README.md.
 """
@@ -30,9 +32,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from load import chat_request_body, run_wrk, write_script
+from load import TRAFFIC, Traffic, WrkResult, chat_request_body, run_wrk
 from processes import StartError, port_is_free
-from report import MICROSECONDS_PER_MILLISECOND, Measurement, goals_table, markdown_table, summarise
+from questions import DEFAULT_SEED, capacity
+from report import (
+    MICROSECONDS_PER_MILLISECOND,
+    Measurement,
+    answers_lines,
+    goals_table,
+    markdown_table,
+    summarise,
+)
+from rows import Row, build_rows
+from sophia_cache import prime_exact_hit, settle, warm_up
 from targets import TARGETS, UPSTREAM_COMPLETION, Context, Target, start_upstream
 
 HERE = Path(__file__).resolve().parent
@@ -63,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--duration",
         type=int,
         default=DEFAULT_DURATION_SECONDS,
-        help="seconds measured per target (default %(default)s)",
+        help="seconds measured per row (default %(default)s)",
     )
     parser.add_argument(
         "--warmup",
@@ -84,6 +96,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated targets, from {','.join(TARGETS)} (default: all)",
     )
     parser.add_argument(
+        "--skip",
+        type=_target_list,
+        default=[],
+        help="comma-separated targets to leave out, e.g. litellm (slow to start, a ninth of the load)",
+    )
+    parser.add_argument(
+        "--traffic",
+        type=_traffic_list,
+        default=list(TRAFFIC),
+        help="fixed (one body), varied (a new question per request) or both (default: fixed,varied)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="seed of the varied questions (default %(default)s)"
+    )
+    parser.add_argument(
         "--peers-dir", type=Path, default=DEFAULT_PEERS_DIR, help="where setup.sh installed the peers"
     )
     parser.add_argument(
@@ -94,6 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
         parser.error("--rounds and --duration must be at least 1, --warmup at least 0")
+    args.targets = [key for key in args.targets if key not in args.skip]
+    if not args.targets:
+        parser.error("--skip leaves no target to measure")
     return args
 
 
@@ -105,10 +135,19 @@ def _int_list(text: str) -> list[int]:
 
 
 def _target_list(text: str) -> list[str]:
+    return _choices(text, list(TARGETS), "target")
+
+
+def _traffic_list(text: str) -> list[Traffic]:
+    chosen = set(_choices(text, list(TRAFFIC), "traffic"))
+    return [traffic for traffic in TRAFFIC if traffic in chosen]
+
+
+def _choices(text: str, allowed: list[str], what: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in TARGETS]
+    unknown = [name for name in names if name not in allowed]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown target(s) {unknown}; choose from {','.join(TARGETS)}")
+        raise argparse.ArgumentTypeError(f"unknown {what}(s) {unknown}; choose from {','.join(allowed)}")
     return names
 
 
@@ -125,22 +164,27 @@ def main(argv: list[str] | None = None) -> int:
             if not targets:
                 sys.exit("no target could be started: nothing to measure")
             idle_rss = {target.key: target.service.rss_mib() for target in targets}
-            _say(f"Measuring {', '.join(t.key for t in targets)}: {_duration_estimate(args, len(targets))}.")
-            measurements = _measure(targets, args, workdir)
+            rows = build_rows(targets, args.traffic, workdir, args.seed)
+            _say(f"Measuring {', '.join(row.key for row in rows)}: {_duration_estimate(args, len(rows))}.")
+            measurements, questions_used = _measure(rows, args)
     finally:
         if args.keep_workdir:
             _say(f"Configs and logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    labels = {target.key: f"{target.label} {target.version}" for target in targets}
+    labels = {row.key: row.label for row in rows}
     table = markdown_table(measurements, labels, args.connections)
     goals = goals_table(measurements, args.connections)
-    results = _results(args, targets, skipped, idle_rss, measurements, table)
+    checks = answers_lines(measurements, labels)
+    results = _results(args, targets, rows, skipped, idle_rss, measurements, table, questions_used)
     path = _write_results(results, args.output)
     print(f"\n{table}\n")
     if goals:
         print(f"{goals}\n")
+    if checks:
+        print("What the cache answered (x-sophia-cache, counted by wrk over the measured loads):")
+        print("\n".join(f"- {line}" for line in checks) + "\n")
     for key, reason in skipped.items():
         print(f"NOT MEASURED: {key}: {reason.splitlines()[0]}")
     print(f"Results: {path}")
@@ -191,7 +235,9 @@ def _start_targets(ctx: Context, keys: list[str]) -> tuple[list[Target], dict[st
         try:
             target = TARGETS[key].start(ctx)
             _check_completion(target)
-        except StartError as error:
+            if target.cache_on:
+                warm_up(target)
+        except (StartError, OSError) as error:
             skipped[key] = str(error)
             _say(f"NOT MEASURED: {key}: {error}")
             continue
@@ -224,40 +270,69 @@ def _check_completion(target: Target) -> None:
 # --- measuring -----------------------------------------------------------------------------
 
 
-def _measure(targets: list[Target], args: argparse.Namespace, workdir: Path) -> list[Measurement]:
-    scripts = {t.key: write_script(workdir / f"{t.key}.lua", t.model, t.headers) for t in targets}
+def _measure(rows: list[Row], args: argparse.Namespace) -> tuple[list[Measurement], dict[str, int]]:
+    """Every row in turn, level by level, round by round; and the question numbers each target used."""
+    next_question = {row.target.key: 0 for row in rows}  # varied bodies never repeat on a target
     measurements: list[Measurement] = []
     for connections in args.connections:
         for round_index in range(args.rounds):
-            for target in _rotated(targets, round_index):
-                if args.warmup:
-                    run_wrk(target.url, scripts[target.key], connections, args.warmup)
-                wrk = run_wrk(target.url, scripts[target.key], connections, args.duration)
-                measurement = Measurement(
-                    target.key, connections, round_index + 1, wrk, target.service.rss_mib()
-                )
+            for row in _rotated(rows, round_index):
+                measurement = _measure_row(row, connections, round_index + 1, args, next_question)
                 measurements.append(measurement)
                 _say(_progress_line(measurement, args.rounds))
-    return measurements
+    for key, used in next_question.items():
+        if used > capacity():
+            _say(
+                f"WARNING: {key} used {used:,} questions, more than the {capacity():,} there are: some repeated"
+            )
+    return measurements, next_question
 
 
-def _rotated(targets: list[Target], shift: int) -> list[Target]:
-    """The targets in turn, starting one further each round, so no target always goes first."""
-    shift %= len(targets)
-    return targets[shift:] + targets[:shift]
+def _measure_row(
+    row: Row, connections: int, round_number: int, args: argparse.Namespace, next_question: dict[str, int]
+) -> Measurement:
+    """A warm-up and a measured load of one row; then, on a cache-on Sophia, wait for its stores."""
+    target = row.target
+    if row.primes_exact_hit and not prime_exact_hit(target):
+        _say(f"WARNING: {row.key}: the fixed body is not an exact hit; see the counted answers")
+    if args.warmup:
+        _load(row, connections, args.warmup, next_question)
+    wrk = _load(row, connections, args.duration, next_question)
+    cache = None
+    if target.cache_on:
+        try:
+            cache = settle(target).as_dict()
+        except (OSError, ValueError) as error:  # ValueError: not the JSON it was
+            _say(f"WARNING: {target.key}: could not read /admin/cache: {error}")
+    return Measurement(row.key, connections, round_number, wrk, target.service.rss_mib(), cache)
+
+
+def _load(row: Row, connections: int, seconds: int, next_question: dict[str, int]) -> WrkResult:
+    key = row.target.key
+    wrk = run_wrk(row.target.url, row.script, connections, seconds, row.timeout_seconds, next_question[key])
+    next_question[key] += wrk.span
+    return wrk
+
+
+def _rotated(rows: list[Row], shift: int) -> list[Row]:
+    """The rows in turn, starting one further each round, so no row always goes first."""
+    shift %= len(rows)
+    return rows[shift:] + rows[:shift]
 
 
 def _progress_line(m: Measurement, rounds: int) -> str:
     p50_ms, p99_ms = m.wrk.p50_us / MICROSECONDS_PER_MILLISECOND, m.wrk.p99_us / MICROSECONDS_PER_MILLISECOND
     errors = f", {m.wrk.errors} ERRORS" if m.wrk.errors else ""
+    answers = ", ".join(f"{n:,} {kind}" for kind, n in sorted(m.wrk.answers.items()))
+    cache = f"  cache: {answers}; {m.cache['entries']:,} entries" if m.cache and answers else ""
     return (
-        f"  @{m.connections} round {m.round}/{rounds} {m.target:8} {m.wrk.requests_per_second:>10,.0f} req/s"
-        f"  p50 {p50_ms:7.3f} ms  p99 {p99_ms:7.3f} ms  RSS {m.rss_mib:6.1f} MiB{errors}"
+        f"  @{m.connections} round {m.round}/{rounds} {m.row:19} {m.wrk.requests_per_second:>10,.0f} req/s"
+        f"  p50 {p50_ms:7.3f} ms  p99 {p99_ms:7.3f} ms  RSS {m.rss_mib:6.1f} MiB{errors}{cache}"
     )
 
 
-def _duration_estimate(args: argparse.Namespace, target_count: int) -> str:
-    seconds = len(args.connections) * args.rounds * target_count * (args.duration + args.warmup)
+def _duration_estimate(args: argparse.Namespace, row_count: int) -> str:
+    seconds = len(args.connections) * args.rounds * row_count * (args.duration + args.warmup)
     return f"about {seconds / 60:.1f} min of load"
 
 
@@ -267,10 +342,12 @@ def _duration_estimate(args: argparse.Namespace, target_count: int) -> str:
 def _results(
     args: argparse.Namespace,
     targets: list[Target],
+    rows: list[Row],
     skipped: dict[str, str],
     idle_rss: dict[str, float],
     measurements: list[Measurement],
     table: str,
+    questions_used: dict[str, int],
 ) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -280,17 +357,29 @@ def _results(
             "duration_seconds": args.duration,
             "warmup_seconds": args.warmup,
             "connections": args.connections,
+            "traffic": args.traffic,
+            "seed": args.seed,
+            "question_capacity": capacity(),
             "wrk_threads": 1,
             "workers_per_target": 1,
         },
         "targets": {
-            t.key: {"label": t.label, "version": t.version, "idle_rss_mib": round(idle_rss[t.key], 1)}
+            t.key: {
+                "label": t.label,
+                "version": t.version,
+                "cache_on": t.cache_on,
+                "idle_rss_mib": round(idle_rss[t.key], 1),  # after start (and the cache's warm-up)
+                "questions_used": questions_used.get(t.key, 0),  # warm-ups included
+            }
             for t in targets
+        },
+        "rows": {
+            row.key: {"label": row.label, "target": row.target.key, "traffic": row.traffic} for row in rows
         },
         "sophia_git": _git_revision(),
         "skipped": skipped,
         "measurements": [m.as_dict() for m in measurements],
-        "summary": summarise(measurements, [t.key for t in targets], args.connections),
+        "summary": summarise(measurements, [row.key for row in rows], args.connections),
         "table": table,
     }
 

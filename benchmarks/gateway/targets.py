@@ -2,7 +2,8 @@
 
 Each gateway runs with one worker process and proxies to the same nginx upstream, which
 answers every chat completion at once with a fixed body. nginx itself, called directly,
-is the floor.
+is the floor. Sophia runs twice: with the response cache off (the pass-through) and with
+its defaults, the cache on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from load import TRAFFIC, Traffic
 from processes import LOOPBACK, Service, StartError, free_port
 
 CHAT_PATH = "/v1/chat/completions"
@@ -45,6 +47,11 @@ UPSTREAM_MODELS = {
 SOPHIA_KEY_RPM = 100_000_000
 SOPHIA_KEY_TPM = 1_000_000_000
 SOPHIA_KEY_DAILY_BUDGET = 1_000_000
+SOPHIA_KEY_LIMITS = (
+    "--rpm", str(SOPHIA_KEY_RPM),
+    "--tpm", str(SOPHIA_KEY_TPM),
+    "--budget-daily", str(SOPHIA_KEY_DAILY_BUDGET),
+)  # fmt: skip
 LITELLM_MASTER_KEY = "sk-bench-master"
 
 
@@ -96,10 +103,17 @@ class Target:
     service: Service
     version: str
     headers: dict[str, str] = field(default_factory=dict)
+    traffic: tuple[Traffic, ...] = TRAFFIC  # the kinds of load it gets (LiteLLM: fixed only)
+    cache_on: bool = False  # Sophia's response cache answers (x-sophia-cache) and is queried
+    admin_headers: dict[str, str] = field(default_factory=dict)  # for Sophia's /admin/cache
 
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}{CHAT_PATH}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -227,6 +241,7 @@ def start_litellm(ctx: Context) -> Target:
         service=service,
         version=_python_package_version(venv_bin / "python", "litellm"),
         headers={"Authorization": f"Bearer {LITELLM_MASTER_KEY}"},
+        traffic=("fixed",),  # a distant reference at 0.1x Portkey: its fixed row is enough
     )
 
 
@@ -260,51 +275,66 @@ def start_portkey(ctx: Context) -> Target:
 # --- Sophia ----------------------------------------------------------------------------------
 
 SOPHIA_MODEL = f"vllm/{UPSTREAM_MODEL}"
+# Defaults but for the upstream, the priced model (so the ledger books every request) and the
+# ports (the MCP server that `sophia run` serves beside the gateway gets a free one too).
 SOPHIA_CONFIG = """\
 home: {home}
 gateway: {{host: {host}, port: {port}}}
+mcp: {{ports: {{ai: {mcp_port}}}}}
 providers:
   vllm: {{base_url: "{base_url}"}}
 models:
   {model}: {{input_price: 1.0, output_price: 2.0, context_window: 8192}}
 storage: {{}}
-cache: {{enabled: false}}  # every benchmark request is the same: with the cache on, it would measure cache hits
 """
+SOPHIA_CACHE_OFF = "cache: {enabled: false}  # the pass-through: the proxy alone, no response cache\n"
 
 
 def start_sophia(ctx: Context) -> Target:
     """Sophia with keys, budgets, rate limits, the ledger and routing on; no local model, no response cache."""
+    return _start_sophia(ctx, "sophia", "Sophia", cache_on=False)
+
+
+def start_sophia_cache(ctx: Context) -> Target:
+    """The same with Sophia's defaults: the response cache on (exact and semantic), no `cache:` section."""
+    return _start_sophia(ctx, "sophia-cache", "Sophia, cache on", cache_on=True)
+
+
+def _start_sophia(ctx: Context, key: str, label: str, cache_on: bool) -> Target:
     _require(ctx.sophia_bin, "Sophia")
-    port = free_port()
-    config = ctx.workdir / "sophia.yaml"
-    config.write_text(
-        SOPHIA_CONFIG.format(
-            home=ctx.workdir / "sophia-home",
-            host=LOOPBACK,
-            port=port,
-            base_url=ctx.upstream_base_url,
-            model=SOPHIA_MODEL,
-        )
+    port, mcp_port = free_port(), free_port()
+    config = ctx.workdir / f"{key}.yaml"
+    text = SOPHIA_CONFIG.format(
+        home=ctx.workdir / f"{key}-home",
+        host=LOOPBACK,
+        port=port,
+        mcp_port=mcp_port,
+        base_url=ctx.upstream_base_url,
+        model=SOPHIA_MODEL,
     )
-    secret = _create_sophia_key(ctx, config)
+    config.write_text(text if cache_on else text + SOPHIA_CACHE_OFF)
+    secret = _create_sophia_key(ctx, config, "bench", *SOPHIA_KEY_LIMITS)
+    admin = _create_sophia_key(ctx, config, "bench-admin", "--admin") if cache_on else None
     command = [str(ctx.sophia_bin), "run", "--config", str(config)]
-    service = ctx.launch("sophia", command, port)
+    service = ctx.launch(key, command, port)
+    service.ports.append(mcp_port)
     service.wait_until_healthy(f"http://{LOOPBACK}:{port}/health", HEALTH_TIMEOUT_SECONDS)
     return Target(
-        key="sophia",
-        label="Sophia",
+        key=key,
+        label=label,
         port=port,
         model=SOPHIA_MODEL,
         service=service,
         version=_python_package_version(ctx.sophia_bin.parent / "python", "sophia"),
         headers={"Authorization": f"Bearer {secret}"},
+        cache_on=cache_on,
+        admin_headers={"Authorization": f"Bearer {admin}"} if admin else {},
     )
 
 
-def _create_sophia_key(ctx: Context, config: Path) -> str:
-    command = [str(ctx.sophia_bin), "keys", "create", "--config", str(config), "--name", "bench"]
-    command += ["--rpm", str(SOPHIA_KEY_RPM), "--tpm", str(SOPHIA_KEY_TPM)]
-    command += ["--budget-daily", str(SOPHIA_KEY_DAILY_BUDGET), "--print-secret-only"]
+def _create_sophia_key(ctx: Context, config: Path, name: str, *options: str) -> str:
+    command = [str(ctx.sophia_bin), "keys", "create", "--config", str(config), "--name", name, *options]
+    command.append("--print-secret-only")
     done = subprocess.run(
         command, capture_output=True, text=True, env=ctx.env(), timeout=CLI_TIMEOUT_SECONDS, check=False
     )
@@ -324,6 +354,7 @@ TARGETS: dict[str, TargetSpec] = {
     for spec in (
         TargetSpec("nginx", "nginx direct (floor)", start_nginx_direct),
         TargetSpec("sophia", "Sophia", start_sophia),
+        TargetSpec("sophia-cache", "Sophia, cache on", start_sophia_cache),
         TargetSpec("litellm", "LiteLLM proxy", start_litellm),
         TargetSpec("portkey", "Portkey gateway", start_portkey),
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sophia.errors import AuthenticationError, InvalidRequest, StorageError
 from sophia.accounts.keys import KeyCache, KeyRecord, KeyStore, hash_secret
+from sophia.errors import AuthenticationError, InvalidRequest, StorageError
 from sophia.storage.testing import database_url
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

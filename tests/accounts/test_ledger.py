@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from sophia.errors import InvalidRequest, StorageError
 from sophia.accounts.ledger import Ledger, UsageRecord
+from sophia.errors import InvalidRequest, StorageError
 from sophia.storage import Database, open_database
 from sophia.storage.db import Params
 from sophia.storage.testing import database_url

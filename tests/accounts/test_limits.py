@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from sophia.errors import BudgetExceeded, RateLimited, StorageError
-from sophia.accounts.keys import KeyRecord
 from sophia.accounts import open_limiter
+from sophia.accounts.keys import KeyRecord
 from sophia.accounts.limits import Limiter, MemoryLimiter, day_start, month_end, month_start
 from sophia.accounts.limits_redis import RedisLimiter
-from sophia.settings import load_settings
+from sophia.errors import BudgetExceeded, RateLimited, StorageError
 from sophia.storage.testing import TEST_REDIS_URL
 
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC

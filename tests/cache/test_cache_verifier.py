@@ -14,8 +14,8 @@ from sophia.cache.cross_encoder import CrossEncoder
 from sophia.cache.features import analyse, guard
 from sophia.cache.training.train import main as train_main
 from sophia.cache.verifier import WEIGHTS_FILE, Verifier, default_verifier
-from sophia.errors import ConfigError
 from sophia.embedder.minilm import get_minilm
+from sophia.errors import ConfigError
 
 PARAPHRASES = [
     ("How can I cancel my subscription?", "How do I cancel my subscription?"),

@@ -12,8 +12,8 @@ from safetensors.numpy import load_file
 from sophia.cache.cross_encoder import INT8, SCALE, CrossEncoder, dequantise, pack, quantise, unpack
 from sophia.cache.training.train import write
 from sophia.cache.verifier import FORMAT, Verifier
-from sophia.errors import ConfigError
 from sophia.embedder.minilm import default_model_dir, get_minilm
+from sophia.errors import ConfigError
 
 PAIRS = [
     ("How do I reset my password?", "I forgot my password, how can I reset it?"),
@@ -97,9 +97,11 @@ def test_the_rebuilt_file_loads_in_both_layouts(tmp_path: Path) -> None:
     write(tmp_path / "half.npz", trained, {**info, "format": 2}, "float16")  # the previous layout
     with np.load(tmp_path / "int8.npz") as data:
         assert any(k.endswith(INT8) for k in data.files)
-    int8 = Verifier.load(tmp_path / "int8.npz")
-    half = Verifier.load(tmp_path / "half.npz")
+    # the storage layouts compared on the float32 (numpy) forward pass; the default runtime loads both too
+    int8 = Verifier.load(tmp_path / "int8.npz", get_minilm())
+    half = Verifier.load(tmp_path / "half.npz", get_minilm())
     assert int8.threshold == half.threshold == 0.8
+    assert Verifier.load(tmp_path / "int8.npz").model.probabilities(PAIRS).shape == (4,)
     np.testing.assert_allclose(int8.model.probabilities(PAIRS), half.model.probabilities(PAIRS), atol=0.02)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sophia.cli.ide import app
 from sophia.accounts.keys import KeyStore
+from sophia.cli.ide import app
 from sophia.settings import load_settings
 
 runner = CliRunner()

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sophia.errors import ConfigError, DependencyMissing
 from sophia.embedder import minilm as minilm_module
 from sophia.embedder.minilm import MAX_TOKENS, MiniLM, get_minilm
+from sophia.errors import ConfigError, DependencyMissing
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8"))
 

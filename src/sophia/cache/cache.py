@@ -8,13 +8,15 @@
         await cache.store(body, ctx, body_bytes, prompt_tokens, completion_tokens, model_id, cost)
 
 A lookup computes the request's keys (``keys.py``), tries the exact key, then - when the strategy
-is ``semantic`` and the request is eligible (``text.py``, temperature) - embeds the user text,
-takes the nearest entries of the same namespace and serves the best one the verifier accepts.
-Every hit is confirmed by the store, and entries whose tags were bumped since are never served.
+is ``semantic``, the request is eligible (``text.py``, temperature) and the semantic layer pays in
+its namespace (``gate.py``) - embeds the user text, takes the nearest entries of the same namespace
+and serves the best one the verifier accepts. Entries whose tags were bumped since are never
+served. A hit is answered from memory (``hot.py``) when its entry was confirmed by the store
+within ``confirm_interval``; otherwise the store confirms it (and a purged entry is a miss).
 
-Blocking work: the embedding (~5 ms for a short question on one core) runs in a worker thread;
-index search (< 2 ms) and the verifier (< 1 ms for a few candidates) run inline, because they
-touch the in-memory table that the event loop mutates.
+New answers go into the in-memory table at once and reach the store in batches, off the
+response path. Blocking work (the embedding, the verifier's cross-encoder) runs in a worker
+thread; the index search (< 2 ms) runs inline, because it reads the table the event loop mutates.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
-from time import time
+from time import perf_counter, time
 from typing import Any, Literal
 
 import numpy as np
 
 from sophia.cache.entries import Entry, EntryTable, Payload
+from sophia.cache.gate import SemanticGate
+from sophia.cache.hot import BatchWriter, HotAnswers, Write
 from sophia.cache.keys import RequestKeys, request_keys
 from sophia.cache.store import CacheStore, default_registry
 from sophia.cache.verifier import Verifier, default_verifier
@@ -51,6 +55,8 @@ class CacheContext:
     embedding: np.ndarray | None = None  # filled by lookup (or by the router before it)
     keys: RequestKeys | None = field(default=None, repr=False)
     versions: dict[str, int] | None = field(default=None, repr=False)
+    semantic: bool | None = None  # the gate's decision for this request (None: not asked yet)
+    missed_at: float | None = None  # perf_counter() of the miss, to measure what the miss cost
 
 
 @dataclass(slots=True)
@@ -89,6 +95,10 @@ class ResponseCache:
         self._embed = embed
         self._counters = _Counters()
         self._sweeper: asyncio.Task[None] | None = None
+        self.gate = SemanticGate(settings.semantic_sample)
+        self.hot = HotAnswers(settings.memory_bytes, settings.confirm_interval)
+        self.writer = BatchWriter(self._write_many)
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def verifier(self) -> Verifier:
@@ -141,18 +151,38 @@ class ResponseCache:
         return ctx.keys
 
     async def embed(self, text: str) -> np.ndarray:
-        """The unit MiniLM vector of ``text``, computed in a worker thread."""
+        """The unit MiniLM vector of ``text``, computed on the process's model thread."""
         if self._embed is not None:
             return np.asarray(self._embed(text), dtype=np.float32).reshape(-1)
-        from sophia.embedder.minilm import get_minilm
+        from sophia.embedder import get_encoder, run_model
 
-        vectors = await asyncio.to_thread(get_minilm().encode, [text])
+        vectors = await run_model(lambda: get_encoder().encode([text]))
         return vectors[0]
 
     def _live(self, entry: Entry, now: float, versions: dict[str, int]) -> bool:
         if entry.expires is not None and entry.expires <= now:
             return False
         return all(versions.get(tag, 0) == v for tag, v in entry.tags.items())
+
+    async def _tag_versions(self, tags: tuple[str, ...]) -> dict[str, int]:
+        """Current data versions of ``tags``: remembered for ``confirm_interval``, else read from the store."""
+        if not tags:
+            return {}
+        now = perf_counter()
+        known = {}
+        for tag in tags:
+            version, read_at = self.table.versions.get(tag, (0, -1.0))
+            if read_at < 0 or now - read_at > self.hot.confirm_interval:
+                break
+            known[tag] = version
+        else:
+            return known
+        fresh = await self.store_backend.versions(tags)
+        if len(self.table.versions) > 10_000:
+            self.table.versions.clear()
+        for tag, version in fresh.items():
+            self.table.versions[tag] = (version, now)
+        return fresh
 
     async def lookup(self, request: dict[str, Any], ctx: CacheContext) -> CacheHit | None:
         """The cached answer for ``request``, or None. A failing store counts as a miss (logged)."""
@@ -174,21 +204,26 @@ class ResponseCache:
         if strategy == "off":
             return None
         keys = self._keys(request, ctx)
-        ctx.versions = await self.store_backend.versions(ctx.tags) if ctx.tags else {}
+        ctx.versions = await self._tag_versions(ctx.tags)
         now = time()
         entry = self.table.exact(keys.exact)
         if entry is not None and self._live(entry, now, ctx.versions):
             hit = await self._serve(entry, "exact", None, None, now)
             if hit is not None:
                 return hit
-        # Nothing to compare with: leave the embedding to ``store``, off the response path.
-        if strategy == "semantic" and keys.semantic_ok and self.table.vectors.size(keys.namespace):
-            if ctx.embedding is None:
-                ctx.embedding = await self.embed(keys.text.text)
-            hit = await self._semantic(keys, ctx.embedding, ctx.versions, self._threshold(ctx.model))
-            if hit is not None:
-                return hit
+        if strategy == "semantic" and keys.semantic_ok:
+            ctx.semantic = self.gate.plan(keys.namespace)
+            # Nothing to compare with: leave the embedding to ``store``, off the response path.
+            if ctx.semantic and self.table.vectors.size(keys.namespace):
+                started = perf_counter()
+                if ctx.embedding is None:
+                    ctx.embedding = await self.embed(keys.text.text)
+                hit = await self._semantic(keys, ctx.embedding, ctx.versions, self._threshold(ctx.model))
+                self.gate.looked(keys.namespace, hit is not None, perf_counter() - started)
+                if hit is not None:
+                    return hit
         self._counters.misses += 1
+        ctx.missed_at = perf_counter()
         return None
 
     def _threshold(self, model: str) -> float:
@@ -208,7 +243,7 @@ class ResponseCache:
             return None
         texts = [e.text for e, _ in found]
         c_emb = np.stack([self._vector_of(e, vector) for e, _ in found])
-        scores = self.verifier.scores(keys.text.text, vector, texts, c_emb)
+        scores = await self._scores(keys.text.text, vector, texts, c_emb)
         for i in np.argsort(-scores, kind="stable"):
             if scores[i] < threshold:
                 break
@@ -217,6 +252,20 @@ class ResponseCache:
             if hit is not None:
                 return hit
         return None
+
+    async def _scores(
+        self, query: str, vector: np.ndarray, texts: list[str], c_emb: np.ndarray
+    ) -> np.ndarray:
+        """The verifier's scores: settled on the loop when no candidate needs the cross-encoder,
+        else computed on the model thread (never on the event loop)."""
+        verifier = self.verifier
+        scores, todo = verifier.plan(query, vector, texts, c_emb)
+        if todo:
+            from sophia.embedder import run_model
+
+            pairs = [(query, texts[i]) for i in todo]
+            scores[todo] = await run_model(verifier.model.probabilities, pairs)
+        return scores
 
     def _vector_of(self, entry: Entry, fallback: np.ndarray) -> np.ndarray:
         vector = self.table.vector(entry)
@@ -230,10 +279,14 @@ class ResponseCache:
         score: float | None,
         now: float,
     ) -> CacheHit | None:
-        payload = await self.store_backend.fetch(entry)
-        if payload is None:  # purged, expired or replaced elsewhere
-            self.table.remove(entry.id)
-            return None
+        payload = self.hot.get(entry.id)
+        if payload is None:
+            pending = self.writer.pending.get(entry.id)
+            payload = pending[2] if pending is not None else await self.store_backend.fetch(entry)
+            if payload is None:  # purged, expired or replaced elsewhere
+                self.table.remove(entry.id)
+                return None
+            self.hot.put(entry.id, payload)
         counters = self._counters
         if kind == "exact":
             counters.hits_exact += 1
@@ -266,29 +319,84 @@ class ResponseCache:
         model_id: str,
         cost_usd: float,
     ) -> None:
-        """Keep an answer (call after a successful, non-cached provider call); never raises StorageError."""
+        """Keep an answer (after a successful, non-cached provider call) and wait until the store has it;
+        never raises StorageError (a failed write is logged, the answer stays uncached)."""
+        entry = await self._keep(
+            request, ctx, Payload(body, model_id, usage_prompt, usage_completion, cost_usd)
+        )
+        if entry is not None:
+            try:
+                await self.writer.written(entry.id)
+            except StorageError as exc:
+                log.warning("cache store failed, answer not cached: %s", exc)
+
+    def store_soon(
+        self,
+        request: dict[str, Any],
+        ctx: CacheContext,
+        body: bytes,
+        usage_prompt: int,
+        usage_completion: int,
+        model_id: str,
+        cost_usd: float,
+    ) -> None:
+        """Keep an answer without waiting: the gateway's way, right after answering. It is served from
+        memory at once and written with the next batch; only an embedding or a tag lookup takes a task."""
+        payload = Payload(body, model_id, usage_prompt, usage_completion, cost_usd)
+        if ctx.tags or self._needs_vector(request, ctx):
+            self._spawn(self._keep(request, ctx, payload))
+        else:
+            self._add(request, ctx, payload, self._vector(ctx), {})
+
+    def _stored(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("storing an answer in the cache failed: %r", task.exception())
+
+    def _needs_vector(self, request: dict[str, Any], ctx: CacheContext) -> bool:
+        if self.strategy(ctx) != "semantic" or ctx.embedding is not None:
+            return False
+        keys = self._keys(request, ctx)
+        if not keys.semantic_ok:
+            return False
+        if ctx.semantic is None:
+            ctx.semantic = self.gate.plan(keys.namespace)
+        return ctx.semantic
+
+    async def _keep(self, request: dict[str, Any], ctx: CacheContext, payload: Payload) -> Entry | None:
         try:
-            await self._store(request, ctx, Payload(body, model_id, usage_prompt, usage_completion, cost_usd))
+            current = await self._tag_versions(ctx.tags)
+            if self._needs_vector(request, ctx):
+                ctx.embedding = await self.embed(self._keys(request, ctx).text.text)
         except StorageError as exc:
             log.warning("cache store failed, answer not cached: %s", exc)
+            return None
+        return self._add(request, ctx, payload, self._vector(ctx), current)
 
-    async def _store(self, request: dict[str, Any], ctx: CacheContext, payload: Payload) -> None:
+    def _vector(self, ctx: CacheContext) -> np.ndarray | None:
+        """The request's vector for its entry: when it has one and the gate let it into the semantic layer."""
+        if ctx.embedding is None or ctx.semantic is False or self.strategy(ctx) != "semantic":
+            return None
+        return np.asarray(ctx.embedding, dtype=np.float32)
+
+    def _add(
+        self,
+        request: dict[str, Any],
+        ctx: CacheContext,
+        payload: Payload,
+        vector: np.ndarray | None,
+        current: dict[str, int],
+    ) -> Entry | None:
+        """Put an answer in the table and in memory, and queue it for the store (no await)."""
         strategy = self.strategy(ctx)
-        body = payload.body
-        if strategy == "off" or len(body) > self.settings.max_body_bytes:
-            return
+        if strategy == "off" or len(payload.body) > self.settings.max_body_bytes:
+            return None
         keys = self._keys(request, ctx)
-        current = await self.store_backend.versions(ctx.tags) if ctx.tags else {}
         seen = ctx.versions if ctx.versions is not None else current
         if any(seen.get(t, v) != v for t, v in current.items()):
             log.debug("cache: not storing an answer computed before a data-version bump of %s", ctx.tags)
-            return
-        semantic = strategy == "semantic" and keys.semantic_ok
-        vector = None
-        if semantic:
-            if ctx.embedding is None:
-                ctx.embedding = await self.embed(keys.text.text)
-            vector = np.asarray(ctx.embedding, dtype=np.float32)
+            return None
+        semantic = strategy == "semantic" and keys.semantic_ok and vector is not None
         now = time()
         ttl = ctx.ttl if ctx.ttl is not None else self.settings.ttl_for(ctx.model)
         entry = Entry(
@@ -303,18 +411,44 @@ class ResponseCache:
             expires=None if ttl is None else now + ttl,
             semantic=semantic,
         )
-        await self.store_backend.put(entry, vector, payload)
-        self.table.add(entry, vector)
+        replaced = self.table.add(entry, vector if semantic else None)
+        if replaced is not None:
+            self.hot.drop(replaced.id)
+        self.hot.put(entry.id, payload)
+        self.writer.submit((entry, vector if semantic else None, payload))
         self._counters.stores += 1
+        if keys.semantic_ok and strategy == "semantic":
+            spent = None if ctx.missed_at is None else perf_counter() - ctx.missed_at
+            self.gate.stored(keys.namespace, spent, semantic)
         excess = len(self.table) - self.settings.max_entries
         if excess > 0:
-            await self.drop(self.table.oldest(excess))
+            oldest = self.table.oldest(excess)
+            for entry_id in oldest:  # out of the index at once; out of the store in the background
+                self.table.remove(entry_id)
+                self.hot.drop(entry_id)
+            self._spawn(self.drop(oldest))
+        return entry
+
+    async def _write_many(self, writes: list[Write]) -> None:
+        await self.store_backend.put_many(writes)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._stored)
+
+    async def drain(self) -> None:
+        """Wait for the answers being kept to reach the store."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.writer.flush()
 
     # -- invalidation ---------------------------------------------------------------------------
 
     async def bump(self, tag: str) -> int:
         """Data-version bump: every entry tagged ``tag`` is invalid from now on. Returns their count."""
-        await self.store_backend.bump(tag)
+        await self.writer.flush()
+        self.table.versions[tag] = (await self.store_backend.bump(tag), perf_counter())
         ids = await self.store_backend.select(tag=tag, model=None, tenant=None)
         ids |= self.table.select(tag=tag, model=None, tenant=None)
         return await self.drop(ids)
@@ -323,6 +457,7 @@ class ResponseCache:
         self, *, tag: str | None = None, model: str | None = None, tenant: str | None = None
     ) -> int:
         """Delete the entries matching every given criterion (all entries when none is given)."""
+        await self.writer.flush()
         ids = await self.store_backend.select(tag=tag, model=model, tenant=tenant)
         ids |= self.table.select(tag=tag, model=model, tenant=tenant)
         return await self.drop(ids)
@@ -330,15 +465,21 @@ class ResponseCache:
     async def drop(self, ids: Any) -> int:
         """Delete entries by id (a reported false hit, say); returns how many the store held."""
         ids = list(ids)
+        if any(i in self.writer.pending for i in ids):
+            await self.writer.flush()  # delete what is written, not what is on its way
         deleted = await self.store_backend.delete(ids)
         self.table.remove_many(ids)
+        for entry_id in ids:
+            self.hot.drop(entry_id)
         return deleted
 
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = time()
-            self.table.remove_many(self.table.expired(now))
+            for entry_id in self.table.expired(now):
+                self.table.remove(entry_id)
+                self.hot.drop(entry_id)
             try:
                 await self.store_backend.sweep(now)
             except SophiaError as exc:  # a failed sweep must not stop the next one
@@ -361,9 +502,13 @@ class ResponseCache:
             "tokens_saved": c.tokens_saved,
             "usd_saved": round(c.usd_saved, 6),
             "store": self.settings.store,
+            "in_memory_answers": len(self.hot),
+            "semantic_gate": self.gate.snapshot(),
         }
 
     async def close(self) -> None:
+        await self.drain()
+        await self.writer.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

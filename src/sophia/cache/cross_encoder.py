@@ -14,16 +14,26 @@ output row (symmetric: ``row = int8 * scale``, one float32 scale per row, stored
 ``NAME.int8`` and ``NAME.int8_scale``); biases and LayerNorm parameters are float16. Plain float
 arrays (the older float16 files) load too. Everything is dequantised to float32 once, at load, so
 the forward pass is the float32 one (six blocks: about 10.6 MB of int8 instead of 21 MB of float16).
+
+Runtime: the cross-encoder runs where its encoder runs. Given the numpy ``MiniLM`` it is the
+float32 forward pass above; given ``sophia.embedder.ort.OnnxMiniLM`` (what ``get_encoder()``
+returns when onnxruntime is installed) the same blocks and head are built into an onnxruntime
+graph with int8 matrices (``OnnxMiniLM.pair_model``); how far its scores move is measured in
+benchmarks/embeddings/README.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sophia.errors import ConfigError
 from sophia.embedder.minilm import MiniLM
+from sophia.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sophia.embedder import Encoder
 
 #: prefix of the arrays that hold replaced blocks, named like the MiniLM checkpoint's
 BLOCK_PREFIX = "encoder.layer."
@@ -90,28 +100,44 @@ class CrossEncoder:
 
     def __init__(
         self,
-        encoder: MiniLM,
+        encoder: Encoder,
         arrays: dict[str, np.ndarray],
         layers: int,
         frozen: int,
         symmetric: bool = False,
     ) -> None:
-        if not 0 <= frozen < layers <= len(encoder.layers):
+        if not 0 <= frozen < layers <= encoder.layer_count:
             raise ConfigError(f"cross-encoder: {layers} layers with {frozen} frozen does not fit the encoder")
         weights = unpack(arrays)
         try:
-            replaced = [encoder.make_layer(weights, f"{BLOCK_PREFIX}{i}") for i in range(frozen, layers)]
             self.head_w = np.asarray(arrays["head.weight"], dtype=np.float32).reshape(-1)
             self.head_b = np.float32(np.asarray(arrays["head.bias"]).reshape(-1)[0])
         except KeyError as exc:
             raise ConfigError(f"cross-encoder weights lack {exc}") from exc
-        except ValueError as exc:  # a matrix of the wrong shape
-            raise ConfigError(f"cross-encoder weights do not fit the encoder: {exc}") from exc
         if self.head_w.shape != (encoder.dim,):
             raise ConfigError(f"cross-encoder head has shape {self.head_w.shape}, expected ({encoder.dim},)")
+        blocks = _replaced_blocks(weights, frozen, layers, encoder.dim, encoder.inner)
         self.encoder = encoder
-        self.layers = (*encoder.layers[:frozen], *replaced)
         self.symmetric = symmetric
+        self._pair_logits: Callable[[Sequence[tuple[str, str]]], np.ndarray]
+        if isinstance(encoder, MiniLM):
+            replaced = [encoder.make_layer(blocks, f"{BLOCK_PREFIX}{i}") for i in range(frozen, layers)]
+            self.layers = (*encoder.layers[:frozen], *replaced)
+            self._pair_logits = self._numpy_logits
+        else:
+            self.layers = ()
+            head = {"head.weight": self.head_w, "head.bias": np.array([self.head_b], np.float32)}
+            self._pair_logits = encoder.pair_model(blocks, head, layers, frozen).logits
+
+    @property
+    def runtime(self) -> str:
+        """``numpy`` or ``onnxruntime``: where the pairs are read."""
+        return "numpy" if isinstance(self.encoder, MiniLM) else "onnxruntime"
+
+    def _numpy_logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        assert isinstance(self.encoder, MiniLM)
+        z: np.ndarray = self.encoder.pair_states(pairs, self.layers) @ self.head_w + self.head_b
+        return z
 
     def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """One logit per pair; ``symmetric``: the mean of both orders (one batch), so that which
@@ -119,7 +145,7 @@ class CrossEncoder:
         if not pairs:
             return np.empty(0, dtype=np.float32)
         both = [*pairs, *((b, a) for a, b in pairs)] if self.symmetric else pairs
-        z = self.encoder.pair_states(both, self.layers) @ self.head_w + self.head_b
+        z = self._pair_logits(both)
         if self.symmetric:
             z = 0.5 * (z[: len(pairs)] + z[len(pairs) :])
         return z.astype(np.float32)
@@ -127,3 +153,45 @@ class CrossEncoder:
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """``sigmoid(logits)``, in [0, 1]."""
         return (0.5 * (1.0 + np.tanh(0.5 * self.logits(pairs)))).astype(np.float32)
+
+
+#: the arrays of one block and their shapes, for hidden size H and inner (feed-forward) size I
+_BLOCK_SHAPES = {
+    "attention.self.query.weight": ("H", "H"),
+    "attention.self.query.bias": ("H",),
+    "attention.self.key.weight": ("H", "H"),
+    "attention.self.key.bias": ("H",),
+    "attention.self.value.weight": ("H", "H"),
+    "attention.self.value.bias": ("H",),
+    "attention.output.dense.weight": ("H", "H"),
+    "attention.output.dense.bias": ("H",),
+    "attention.output.LayerNorm.weight": ("H",),
+    "attention.output.LayerNorm.bias": ("H",),
+    "intermediate.dense.weight": ("I", "H"),
+    "intermediate.dense.bias": ("I",),
+    "output.dense.weight": ("H", "I"),
+    "output.dense.bias": ("H",),
+    "output.LayerNorm.weight": ("H",),
+    "output.LayerNorm.bias": ("H",),
+}
+
+
+def _replaced_blocks(
+    weights: dict[str, np.ndarray], frozen: int, layers: int, hidden: int, inner: int
+) -> dict[str, np.ndarray]:
+    """The float32 arrays of blocks ``frozen..layers-1``, every one present and of the encoder's shape."""
+    sizes = {"H": hidden, "I": inner}
+    blocks: dict[str, np.ndarray] = {}
+    for i in range(frozen, layers):
+        for suffix, dims in _BLOCK_SHAPES.items():
+            name = f"{BLOCK_PREFIX}{i}.{suffix}"
+            if name not in weights:
+                raise ConfigError(f"cross-encoder weights lack {name!r}")
+            expected = tuple(sizes[d] for d in dims)
+            if weights[name].shape != expected:
+                raise ConfigError(
+                    f"cross-encoder weights do not fit the encoder: {name} has shape "
+                    f"{weights[name].shape}, expected {expected}"
+                )
+            blocks[name] = weights[name]
+    return blocks

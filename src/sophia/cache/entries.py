@@ -3,13 +3,18 @@
 An ``Entry`` is the searchable part of a cached answer (namespace, exact key, the compared text,
 its vector, tags, expiry); the answer itself (a ``Payload``) stays in the store and is fetched on
 a hit, which also confirms that the entry still exists there. ``EntryTable`` indexes entries by
-id, exact key, namespace (vectors), tag, model and tenant, so that lookups, purges and tag bumps
-touch only what they concern.
+id, exact key, namespace (vectors, semantic entries only) and tag, so that lookups and tag bumps
+touch only what they concern; a purge by model or tenant (rare, an operator's act) scans.
+
+An instance may hold hundreds of thousands of entries, so an entry is kept small: slots, its
+repeated strings (namespace, model, tenant) interned, one shared empty tag map, and no label or
+vector for an exact-only entry.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +39,20 @@ class Entry:
     label: int = field(default=-1)  # set by EntryTable
 
 
+#: the tags of every entry that has none (never mutated: entries are replaced, not edited)
+NO_TAGS: dict[str, int] = {}
+
+
+def compact(entry: Entry) -> Entry:
+    """``entry`` with its repeated strings shared with every other entry's (``sys.intern``)."""
+    entry.namespace = sys.intern(entry.namespace)
+    entry.model = sys.intern(entry.model)
+    entry.tenant = sys.intern(entry.tenant)
+    if not entry.tags:
+        entry.tags = NO_TAGS
+    return entry
+
+
 @dataclass(frozen=True, slots=True)
 class Payload:
     body: bytes
@@ -49,11 +68,11 @@ class EntryTable:
         self.by_exact: dict[str, str] = {}
         self.by_label: dict[int, Entry] = {}
         self._by_tag: defaultdict[str, set[str]] = defaultdict(set)
-        self._by_model: defaultdict[str, set[str]] = defaultdict(set)
-        self._by_tenant: defaultdict[str, set[str]] = defaultdict(set)
         self.vectors = Namespaces(ann_from)
         self._ann_from = ann_from
         self._labels = itertools.count(1)
+        #: tag -> (data version, perf_counter() when read from the store): trusted for confirm_interval
+        self.versions: dict[str, tuple[int, float]] = {}
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -66,16 +85,17 @@ class EntryTable:
             replaced = self.remove(old_id)
         if entry.id in self.by_id:
             self.remove(entry.id)
-        entry.label = next(self._labels)
+        compact(entry)
         self.by_id[entry.id] = entry
         self.by_exact[entry.exact] = entry.id
-        self.by_label[entry.label] = entry
         for tag in entry.tags:
             self._by_tag[tag].add(entry.id)
-        self._by_model[entry.model].add(entry.id)
-        self._by_tenant[entry.tenant].add(entry.id)
         if entry.semantic and vector is not None:
+            entry.label = next(self._labels)
+            self.by_label[entry.label] = entry
             self.vectors.add(entry.namespace, entry.label, vector)
+        else:
+            entry.semantic, entry.label = False, -1
         return replaced
 
     def remove(self, entry_id: str) -> Entry | None:
@@ -84,9 +104,8 @@ class EntryTable:
             return None
         if self.by_exact.get(entry.exact) == entry_id:
             del self.by_exact[entry.exact]
-        self.by_label.pop(entry.label, None)
-        for index, key in ((self._by_model, entry.model), (self._by_tenant, entry.tenant)):
-            _discard(index, key, entry_id)
+        if entry.label >= 0:
+            self.by_label.pop(entry.label, None)
         for tag in entry.tags:
             _discard(self._by_tag, tag, entry_id)
         if entry.semantic:
@@ -114,12 +133,19 @@ class EntryTable:
 
     def select(self, *, tag: str | None, model: str | None, tenant: str | None) -> set[str]:
         """Ids of the entries matching every given criterion (all entries when none is given)."""
-        chosen: set[str] | None = None
-        for index, key in ((self._by_tag, tag), (self._by_model, model), (self._by_tenant, tenant)):
-            if key is not None:
-                ids = index.get(key, set())
-                chosen = set(ids) if chosen is None else chosen & ids
-        return set(self.by_id) if chosen is None else chosen
+        found: Iterable[Entry] = self.by_id.values()
+        if tag is not None:
+            found = [self.by_id[i] for i in self._by_tag.get(tag, ()) if i in self.by_id]
+        return {
+            e.id
+            for e in found
+            if (model is None or e.model == model) and (tenant is None or e.tenant == tenant)
+        }
+
+    def bumped(self, tag: str) -> None:
+        """Another instance bumped ``tag``: its entries are invalid, its version must be read again."""
+        self.versions.pop(tag, None)
+        self.remove_many(self.select(tag=tag, model=None, tenant=None))
 
     def expired(self, now: float) -> list[str]:
         return [e.id for e in self.by_id.values() if e.expires is not None and e.expires <= now]

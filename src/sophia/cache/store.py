@@ -1,9 +1,10 @@
 """Cache stores: where entries live beyond one process, and how instances stay in step.
 
 A store is the source of truth; each instance's ``EntryTable`` (entries and vectors in memory) is
-a fast view of it. A hit is always confirmed by the store (``fetch`` returns None for an entry
-that was purged, expired or invalidated elsewhere), so a stale view costs a miss, never a wrong
-answer. Built-in stores register through the same registry as third-party ones:
+a fast view of it. A hit is confirmed by the store (``fetch`` returns None for an entry that was
+purged, expired or invalidated elsewhere) unless the store confirmed it within
+``cache.confirm_interval`` seconds, so a stale view costs a miss, never a wrong answer beyond that
+interval. Built-in stores register through the same registry as third-party ones:
 
 * ``local``: SQLite or PostgreSQL (``sophia.storage``) + the in-process index, rebuilt on start; on
   PostgreSQL, instances keep their indexes in step through ``LISTEN``/``NOTIFY``;
@@ -42,6 +43,11 @@ class CacheStore(ABC):
     @abstractmethod
     async def put(self, entry: Entry, vector: np.ndarray | None, payload: Payload) -> None:
         """Save an entry (replacing any with the same exact key) and tell the other instances."""
+
+    async def put_many(self, writes: list[tuple[Entry, np.ndarray | None, Payload]]) -> None:
+        """Save several entries (the cache writes in batches); stores that can should do it in one go."""
+        for entry, vector, payload in writes:
+            await self.put(entry, vector, payload)
 
     @abstractmethod
     async def fetch(self, entry: Entry) -> Payload | None:

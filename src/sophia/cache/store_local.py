@@ -68,6 +68,27 @@ def entry_from_row(row: dict) -> Entry:
     )
 
 
+def _row(entry: Entry, vector: np.ndarray | None, payload: Payload) -> tuple[object, ...]:
+    return (
+        entry.id,
+        entry.namespace,
+        entry.exact,
+        entry.text,
+        entry.model,
+        entry.tenant,
+        orjson.dumps(entry.tags).decode(),
+        entry.created,
+        entry.expires,
+        int(entry.semantic),
+        None if vector is None else np.asarray(vector, dtype=np.float32).tobytes(),
+        payload.body,
+        payload.model_id,
+        payload.prompt_tokens,
+        payload.completion_tokens,
+        payload.cost_usd,
+    )
+
+
 def _load(table: EntryTable, rows: Iterable[dict]) -> None:
     for row in rows:
         vector = np.frombuffer(row["vector"], dtype=np.float32) if row["vector"] is not None else None
@@ -105,10 +126,10 @@ class LocalStore(CacheStore):
             self._follower = asyncio.create_task(self._follow(), name="sophia-cache-pg-follower")
         _load(table, await self._live_rows())
 
-    async def _live_rows(self, entry_id: str | None = None) -> list[dict]:
-        """Unexpired entries with their vectors, oldest first (only ``entry_id`` when given)."""
-        one = "" if entry_id is None else " AND id = ?"
-        params: list[object] = [time()] if entry_id is None else [time(), entry_id]
+    async def _live_rows(self, entry_ids: list[str] | None = None) -> list[dict]:
+        """Unexpired entries with their vectors, oldest first (only ``entry_ids`` when given)."""
+        one = "" if entry_ids is None else f" AND id IN ({', '.join('?' * len(entry_ids))})"
+        params: list[object] = [time(), *(entry_ids or ())]
         return await self.db.fetchall(
             f"SELECT {_COLUMNS}, vector FROM cache_entries WHERE (expires IS NULL OR expires > ?){one} "
             "ORDER BY created",
@@ -164,45 +185,48 @@ class LocalStore(CacheStore):
                 if "lost" in note:
                     await self._relisten()
                 elif "put" in note:
-                    # none: deleted or expired meanwhile (a deletion, if any, follows)
-                    _load(self._table, await self._live_rows(str(note["put"])))
+                    # missing ones were deleted or expired meanwhile (a deletion, if any, follows)
+                    put = note["put"] if isinstance(note["put"], list) else [note["put"]]
+                    _load(self._table, await self._live_rows([str(i) for i in put]))
                 elif "del" in note:
                     self._table.remove_many(str(i) for i in note["del"])
+                elif "bump" in note:
+                    self._table.bumped(str(note["bump"]))
             except StorageError as exc:
                 log.warning("cache: could not apply another instance's change (%s): %s", note, exc)
 
     async def put(self, entry: Entry, vector: np.ndarray | None, payload: Payload) -> None:
-        old = await self.db.fetchone("SELECT id FROM cache_entries WHERE exact_key = ?", (entry.exact,))
-        if old is not None:
-            await self.delete([old["id"]])
-        await self.db.execute(
-            f"INSERT INTO cache_entries ({_COLUMNS}, vector, body, model_id, prompt_tokens, "
-            "completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.id,
-                entry.namespace,
-                entry.exact,
-                entry.text,
-                entry.model,
-                entry.tenant,
-                orjson.dumps(entry.tags).decode(),
-                entry.created,
-                entry.expires,
-                int(entry.semantic),
-                None if vector is None else np.asarray(vector, dtype=np.float32).tobytes(),
-                payload.body,
-                payload.model_id,
-                payload.prompt_tokens,
-                payload.completion_tokens,
-                payload.cost_usd,
-            ),
-        )
-        if entry.tags:
-            await self.db.executemany(
-                "INSERT INTO cache_entry_tags (tag, entry_id) VALUES (?, ?)",
-                [(tag, entry.id) for tag in entry.tags],
+        await self.put_many([(entry, vector, payload)])
+
+    async def put_many(self, writes: list[tuple[Entry, np.ndarray | None, Payload]]) -> None:
+        """One batch: entries with the same exact key as a stored one replace it (the last one of the
+        batch wins); an entry that another process stored first under the same key is skipped."""
+        latest = {entry.exact: (entry, vector, payload) for entry, vector, payload in writes}
+        batch = list(latest.values())
+        exact = list(latest)
+        old: list[str] = []
+        for start in range(0, len(exact), 500):
+            chunk = exact[start : start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT id FROM cache_entries WHERE exact_key IN ({', '.join('?' * len(chunk))})", chunk
             )
-        await self._announce(put=entry.id)
+            old.extend(r["id"] for r in rows)
+        if old:
+            await self.delete(old)
+        await self.db.executemany(
+            f"INSERT INTO cache_entries ({_COLUMNS}, vector, body, model_id, prompt_tokens, "
+            "completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (exact_key) DO NOTHING",
+            [_row(entry, vector, payload) for entry, vector, payload in batch],
+        )
+        tags = [(tag, entry.id) for entry, _, _ in batch for tag in entry.tags]
+        if tags:
+            await self.db.executemany(
+                "INSERT INTO cache_entry_tags (tag, entry_id) VALUES (?, ?) ON CONFLICT DO NOTHING", tags
+            )
+        ids = [entry.id for entry, _, _ in batch]
+        for start in range(0, len(ids), _IDS_PER_NOTE):
+            await self._announce(put=ids[start : start + _IDS_PER_NOTE])
 
     async def fetch(self, entry: Entry) -> Payload | None:
         row = await self.db.fetchone(
@@ -261,6 +285,7 @@ class LocalStore(CacheStore):
             (tag,),
         )
         row = await self.db.fetchone("SELECT version FROM cache_tags WHERE tag = ?", (tag,))
+        await self._announce(bump=tag)
         return int(row["version"]) if row else 1
 
     async def count(self) -> int:

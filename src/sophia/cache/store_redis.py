@@ -144,6 +144,8 @@ class RedisStore(CacheStore):
             self._table.add(entry, _vector(fields.get(b"vector")))
         elif op == b"del":
             self._table.remove_many(fields[b"ids"].decode().split(",") if fields[b"ids"] else [])
+        elif op == b"bump":
+            self._table.bumped(fields[b"tag"].decode())
 
     def _event(self, pipe: Any, **fields: bytes | str) -> None:
         pipe.xadd(
@@ -228,7 +230,11 @@ class RedisStore(CacheStore):
         return {t: int(v) if v is not None else 0 for t, v in zip(wanted, values, strict=True)}
 
     async def bump(self, tag: str) -> int:
-        return int(await self._do("bump", self.redis.hincrby(self._k("versions"), tag, 1)))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(self._k("versions"), tag, 1)
+        self._event(pipe, op="bump", tag=tag)
+        version, _ = await self._do("bump", pipe.execute())
+        return int(version)
 
     async def count(self) -> int:
         return int(await self._do("count", self.redis.zcount(self._k("ids"), time(), "+inf")))

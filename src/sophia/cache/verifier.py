@@ -13,7 +13,8 @@ It runs in two stages, so that a lookup stays cheap:
    (``features.guard``, a hard rule whatever the model says), scores 0 without running the model;
    a candidate with the same normalised text scores 1;
 2. **cross-encoder** on at most ``judged`` remaining candidates (the closest by cosine), in one
-   batch (a few milliseconds for one or two pairs of short questions, numpy, 2 cores).
+   batch (a few milliseconds for one or two pairs of short questions; onnxruntime int8 when it
+   is installed, numpy otherwise: see ``sophia.embedder``).
 
 Scores are probabilities in [0, 1]; a neighbour is served when its score reaches the threshold.
 The default threshold was chosen on a held-out part of the dev split (never on test) and is
@@ -27,14 +28,17 @@ import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sophia.cache.cross_encoder import CrossEncoder
 from sophia.cache.features import analyse, guard
+from sophia.embedder import get_encoder, trim_heap
 from sophia.errors import ConfigError
-from sophia.embedder.minilm import MiniLM, get_minilm
+
+if TYPE_CHECKING:
+    from sophia.embedder import Encoder
 
 WEIGHTS_FILE = "verifier.npz"
 #: the layout written by ``sophia.cache.training.train``: 3 stores block matrices in int8 (``cross_encoder.pack``)
@@ -52,8 +56,12 @@ class Verifier:
         self.judged = int(info.get("judged", 2))
 
     @classmethod
-    def load(cls, path: str | Path | None = None, encoder: MiniLM | None = None) -> Verifier:
-        """Load weights from ``path``, or the file shipped with the package (MiniLM: the installed one)."""
+    def load(cls, path: str | Path | None = None, encoder: Encoder | None = None) -> Verifier:
+        """Load weights from ``path``, or the file shipped with the package.
+
+        The cross-encoder runs on ``encoder``'s runtime: by default ``get_encoder()``, the installed
+        MiniLM on onnxruntime (int8) when it is installed, else on numpy.
+        """
         source = Path(path) if path is not None else resources.files("sophia.cache") / WEIGHTS_FILE
         try:
             with source.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
@@ -70,7 +78,7 @@ class Verifier:
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"the cache verifier {source} lacks {exc}") from exc
         model = CrossEncoder(
-            encoder or get_minilm(), arrays, layers, frozen, bool(info.get("symmetric", False))
+            encoder or get_encoder(), arrays, layers, frozen, bool(info.get("symmetric", False))
         )
         return cls(model, threshold, info)
 
@@ -130,4 +138,6 @@ def _same(a: str, b: str) -> bool:
 @lru_cache(maxsize=1)
 def default_verifier() -> Verifier:
     """The verifier shipped with the package, loaded once per process."""
-    return Verifier.load()
+    verifier = Verifier.load()
+    trim_heap()  # the weight file's arrays were only needed to build or check the model
+    return verifier

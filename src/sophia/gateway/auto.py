@@ -12,7 +12,6 @@ The router and MiniLM load on the first ``sophia/auto`` request, never at start-
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sophia.accounts.keys import KeyRecord
+from sophia.embedder import run_model
 from sophia.errors import InvalidRequest, ModelNotFound
 from sophia.gateway.breaker import BreakerBoard
 from sophia.providers.base import CHAT
@@ -113,10 +113,10 @@ class AutoRouter:
         question = learned.question(body["messages"])
         if shared is not None and shared.text == " ".join(question.text.split()):
             if shared.vector is None:
-                shared.vector = await asyncio.to_thread(_embed, question.text)
+                shared.vector = await run_model(_embed, question.text)
             embedding = shared.vector
         else:
-            embedding = await asyncio.to_thread(_embed, question.text)
+            embedding = await run_model(_embed, question.text)
         decision = learned.decide(
             question,
             embedding,
@@ -156,6 +156,6 @@ def ordered(route: Route, breakers: BreakerBoard, body: Mapping[str, Any]) -> Ro
 
 
 def _embed(text: str) -> Any:
-    from sophia.embedder.minilm import get_minilm
+    from sophia.embedder import get_encoder
 
-    return get_minilm().encode([text])[0]
+    return get_encoder().encode([text])[0]

@@ -5,7 +5,7 @@
   ``metadata.cache`` (``off`` | ``exact`` | ``semantic``) can lower the configured strategy for
   one request, never raise it.
 * ``ReplayStream`` serves a cached answer to a streaming client as the events a model would send.
-* ``Keeper`` stores answers after the response has gone out (background tasks, drained on close).
+* ``Keeper`` hands answers to the cache after the response has gone out (drained on close).
 
 The cache is keyed on the model *asked for* (an alias or ``sophia/auto``), so a hit skips routing
 as well as the provider call.
@@ -13,7 +13,6 @@ as well as the provider call.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -74,11 +73,11 @@ class ReplayStream(ChunkStream):
 
 
 class Keeper:
-    """Stores answers in the cache off the response path; ``drain`` waits for the pending ones."""
+    """Hands answers to the cache right after they were sent (``ResponseCache.store_soon``: no task for
+    the common case); ``drain`` waits until they are in the store."""
 
     def __init__(self, cache: ResponseCache) -> None:
         self.cache = cache
-        self._pending: set[asyncio.Task[None]] = set()
 
     def keep(
         self,
@@ -89,20 +88,9 @@ class Keeper:
         model_id: str,
         cost: float,
     ) -> None:
-        task = asyncio.create_task(
-            self.cache.store(
-                request, ctx, body, usage.prompt_tokens, usage.completion_tokens, model_id, cost
-            ),
-            name="sophia-cache-store",
+        self.cache.store_soon(
+            request, ctx, body, usage.prompt_tokens, usage.completion_tokens, model_id, cost
         )
-        self._pending.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("storing an answer in the cache failed: %r", task.exception())
 
     async def drain(self) -> None:
-        while self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self.cache.drain()

@@ -47,6 +47,21 @@ class CacheSettings(BaseModel):
     )
     redis_prefix: str = Field("sophia:cache:", description="Key prefix of the Redis store.")
     max_body_bytes: int = Field(1_048_576, ge=1, description="Responses larger than this are not cached.")
+    memory_bytes: int = Field(
+        16 * 1_048_576, ge=0, description="Answers kept in memory for hits (least recently used go first)."
+    )
+    confirm_interval: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds a hit is served from memory before the store confirms its entry again: a purge "
+        "or bump made by another process takes effect within it (0: confirm every hit).",
+    )
+    semantic_sample: int = Field(
+        16,
+        ge=1,
+        description="Where semantic lookups do not pay (few hits, fast models), one request in this many is "
+        "embedded, to keep measuring (1: embed every request).",
+    )
 
     def for_model(self, model: str) -> ModelCacheSettings:
         """The overrides that apply to ``model`` (an empty set when none match)."""

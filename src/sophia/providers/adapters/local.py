@@ -1,4 +1,5 @@
-"""The in-process adapter: chat on llama.cpp (SmolLM2-135M-Instruct), embeddings on numpy MiniLM.
+"""The in-process adapter: chat on llama.cpp (SmolLM2-135M-Instruct), embeddings on MiniLM (``sophia.embedder``:
+onnxruntime int8, or numpy where onnxruntime is missing; the same encoder the cache and the router use).
 
 Chat runs on one ``llama_cpp.Llama`` owned by one worker thread: a llama.cpp context is not
 thread-safe, so calls queue up first-in first-out on that thread (a single-worker executor is
@@ -132,13 +133,15 @@ class LocalAdapter(Adapter):
         path = self.settings.local.embedding_model_path
 
         def run() -> tuple[Any, int]:
-            from sophia.embedder.minilm import get_minilm
+            from sophia.embedder import get_encoder
 
-            return get_minilm(path).encode_counted(texts)
+            return get_encoder(path).encode_counted(texts)
 
         try:
+            from sophia.embedder import run_model
+
             async with asyncio.timeout(options.timeout):
-                vectors, tokens = await asyncio.to_thread(run)
+                vectors, tokens = await run_model(run)
         except TimeoutError:
             raise ProviderTimeout(
                 f"local embeddings took over {options.timeout:g}s", provider="local", model=model.id
