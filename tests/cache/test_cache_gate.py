@@ -14,8 +14,10 @@ NS = "namespace"
 def run(
     gate: SemanticGate, lookups: int, hit_every: int | None, miss_cost: float, lookup_cost: float
 ) -> None:
-    """``lookups`` semantic lookups, a hit every ``hit_every``, each miss costing ``miss_cost`` seconds."""
+    """``lookups`` requests that each get a semantic lookup (as when the gate says yes), a hit every
+    ``hit_every``, each miss costing ``miss_cost`` seconds."""
     for i in range(lookups):
+        gate.plan(NS)
         hit = hit_every is not None and i % hit_every == 0
         gate.looked(NS, hit, lookup_cost)
         if not hit:
@@ -28,8 +30,10 @@ def embedded(gate: SemanticGate, requests: int) -> int:
 
 def test_every_request_is_embedded_during_the_warm_up() -> None:
     gate = SemanticGate(sample=16, warmup=64)
-    run(gate, 63, None, miss_cost=0.001, lookup_cost=0.003)
-    assert embedded(gate, 100) == 100
+    assert embedded(gate, 64) == 64  # nothing measured yet
+    gate.looked(NS, False, 0.003)
+    gate.stored(NS, 0.001, with_vector=True)
+    assert embedded(gate, 160) == 10  # no hit, instant misses: from now on a sample
 
 
 def test_no_hits_against_a_fast_upstream_embeds_one_request_in_sample() -> None:
@@ -70,6 +74,7 @@ def test_namespaces_are_judged_apart_and_bounded() -> None:
     gate = SemanticGate(sample=4, warmup=4, max_namespaces=2)
     for ns in ("a", "b", "c"):
         for _ in range(10):
+            gate.plan(ns)
             gate.looked(ns, ns == "a", 0.003)
             gate.stored(ns, 0.001, with_vector=True)
     assert gate.snapshot()["namespaces"] == 2  # "a", the oldest, was forgotten

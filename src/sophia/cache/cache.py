@@ -42,6 +42,8 @@ from sophia.settings.cache import CacheSettings
 log = logging.getLogger(__name__)
 
 _RANK = {"off": 0, "exact": 1, "semantic": 2}
+#: model calls queued beyond which a request skips the semantic layer (it would wait, not help)
+MAX_BACKLOG = 4
 SWEEP_INTERVAL = 60.0
 
 
@@ -152,12 +154,26 @@ class ResponseCache:
 
     async def embed(self, text: str) -> np.ndarray:
         """The unit MiniLM vector of ``text``, computed on the process's model thread."""
+        return (await self._embed_timed(text))[0]
+
+    async def _embed_timed(self, text: str) -> tuple[np.ndarray, float]:
+        """The vector and the seconds it took to compute (not to wait for the model thread)."""
         if self._embed is not None:
-            return np.asarray(self._embed(text), dtype=np.float32).reshape(-1)
+            started = perf_counter()
+            vector = np.asarray(self._embed(text), dtype=np.float32).reshape(-1)
+            return vector, perf_counter() - started
         from sophia.embedder import get_encoder, run_model
 
-        vectors = await run_model(lambda: get_encoder().encode([text]))
-        return vectors[0]
+        vectors, seconds = await run_model(lambda: get_encoder().encode([text]))
+        return vectors[0], seconds
+
+    def _model_busy(self) -> bool:
+        """Is the model thread backed up? Then optional semantic work is skipped, not queued."""
+        if self._embed is not None:
+            return False
+        from sophia.embedder import model_backlog
+
+        return model_backlog() >= MAX_BACKLOG
 
     def _live(self, entry: Entry, now: float, versions: dict[str, int]) -> bool:
         if entry.expires is not None and entry.expires <= now:
@@ -212,14 +228,15 @@ class ResponseCache:
             if hit is not None:
                 return hit
         if strategy == "semantic" and keys.semantic_ok:
-            ctx.semantic = self.gate.plan(keys.namespace)
+            ctx.semantic = self.gate.plan(keys.namespace) and not self._model_busy()
             # Nothing to compare with: leave the embedding to ``store``, off the response path.
             if ctx.semantic and self.table.vectors.size(keys.namespace):
-                started = perf_counter()
+                spent = 0.0
                 if ctx.embedding is None:
-                    ctx.embedding = await self.embed(keys.text.text)
-                hit = await self._semantic(keys, ctx.embedding, ctx.versions, self._threshold(ctx.model))
-                self.gate.looked(keys.namespace, hit is not None, perf_counter() - started)
+                    ctx.embedding, spent = await self._embed_timed(keys.text.text)
+                threshold = self._threshold(ctx.model)
+                hit, judged = await self._semantic(keys, ctx.embedding, ctx.versions, threshold)
+                self.gate.looked(keys.namespace, hit is not None, spent + judged)
                 if hit is not None:
                     return hit
         self._counters.misses += 1
@@ -232,7 +249,8 @@ class ResponseCache:
 
     async def _semantic(
         self, keys: RequestKeys, vector: np.ndarray, versions: dict[str, int], threshold: float
-    ) -> CacheHit | None:
+    ) -> tuple[CacheHit | None, float]:
+        """The best neighbour the verifier accepts (or None), and the seconds the verifier computed."""
         now = time()
         found = [
             (e, s)
@@ -240,32 +258,37 @@ class ResponseCache:
             if s >= self.settings.min_cosine and e.text and self._live(e, now, versions)
         ]
         if not found:
-            return None
+            return None, 0.0
         texts = [e.text for e, _ in found]
         c_emb = np.stack([self._vector_of(e, vector) for e, _ in found])
-        scores = await self._scores(keys.text.text, vector, texts, c_emb)
+        scores, spent = await self._scores(keys.text.text, vector, texts, c_emb)
         for i in np.argsort(-scores, kind="stable"):
             if scores[i] < threshold:
                 break
             entry, sim = found[int(i)]
             hit = await self._serve(entry, "semantic", sim, float(scores[i]), now)
             if hit is not None:
-                return hit
-        return None
+                return hit, spent
+        return None, spent
 
     async def _scores(
         self, query: str, vector: np.ndarray, texts: list[str], c_emb: np.ndarray
-    ) -> np.ndarray:
-        """The verifier's scores: settled on the loop when no candidate needs the cross-encoder,
-        else computed on the model thread (never on the event loop)."""
+    ) -> tuple[np.ndarray, float]:
+        """The verifier's scores (and its compute seconds): settled on the loop when no candidate needs
+        the cross-encoder, else computed on the model thread (never on the event loop)."""
         verifier = self.verifier
         scores, todo = verifier.plan(query, vector, texts, c_emb)
+        spent = 0.0
         if todo:
-            from sophia.embedder import run_model
-
             pairs = [(query, texts[i]) for i in todo]
-            scores[todo] = await run_model(verifier.model.probabilities, pairs)
-        return scores
+            if self._embed is not None:  # a test's stand-in encoder: stay in-process
+                scores[todo] = verifier.model.probabilities(pairs)
+            else:
+                from sophia.embedder import run_model
+
+                probabilities, spent = await run_model(verifier.model.probabilities, pairs)
+                scores[todo] = probabilities
+        return scores, spent
 
     def _vector_of(self, entry: Entry, fallback: np.ndarray) -> np.ndarray:
         vector = self.table.vector(entry)
@@ -360,7 +383,7 @@ class ResponseCache:
         if not keys.semantic_ok:
             return False
         if ctx.semantic is None:
-            ctx.semantic = self.gate.plan(keys.namespace)
+            ctx.semantic = self.gate.plan(keys.namespace) and not self._model_busy()
         return ctx.semantic
 
     async def _keep(self, request: dict[str, Any], ctx: CacheContext, payload: Payload) -> Entry | None:

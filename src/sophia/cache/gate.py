@@ -13,7 +13,7 @@ Per namespace, ``SemanticGate`` measures both sides as the traffic goes:
   hit would have saved), decayed;
 * **what a lookup costs**: the measured time of the semantic lookups (embedding + verifier).
 
-After ``warmup`` lookups, a namespace whose ``hit rate x miss cost`` stays below ``lookup cost``
+After its first ``warmup`` requests, a namespace whose ``hit rate x miss cost`` stays below ``lookup cost``
 embeds one request in ``sample``; the others skip the semantic layer (the exact layer still
 answers them) and are stored as exact-only entries. The sampled lookups keep measuring, so a
 namespace whose paraphrases come back returns to full semantic lookups by itself.
@@ -38,7 +38,7 @@ class _Namespace:
     hits: float = 0.0  # decayed sum of semantic hits among them
     miss_cost: float = 0.0  # decayed mean seconds from a miss to its stored answer
     vectors: float = 1.0  # decayed share of stored entries that got a vector
-    seen: int = 0  # semantic lookups ever (for the warm-up)
+    seen: int = 0  # requests planned ever (for the warm-up)
     counter: int = 0  # requests while sampling (every ``sample``-th is embedded)
 
 
@@ -72,22 +72,24 @@ class SemanticGate:
     def pays(self, namespace: str) -> bool:
         """Whether a semantic lookup is worth its cost here (always, until the warm-up is over)."""
         space = self._spaces.get(namespace)
-        if space is None or space.seen < self.warmup:
+        if space is None or space.seen <= self.warmup:
             return True
         return self.hit_rate(namespace) * space.miss_cost >= self.lookup_cost
 
     def plan(self, namespace: str) -> bool:
-        """Embed this request? Every one where the semantic layer pays, else one in ``sample``."""
+        """Embed this request? Every one where the semantic layer pays (and during the first ``warmup``
+        requests of a namespace), else one in ``sample``."""
+        space = self._space(namespace)
+        space.seen += 1
         if self.pays(namespace):
             return True
-        space = self._space(namespace)
         space.counter += 1
         return space.counter % self.sample == 0
 
     def looked(self, namespace: str, hit: bool, seconds: float) -> None:
-        """A semantic lookup ran (embedding and verifier included) and found a hit or not."""
+        """A semantic lookup ran (``seconds``: the embedding's and the verifier's compute, not their wait
+        for the model thread) and found a hit or not."""
         space = self._space(namespace)
-        space.seen += 1
         # Decayed sums: their ratio is the hit rate of about the last 1/DECAY lookups.
         space.lookups = space.lookups * (1.0 - DECAY) + 1.0
         space.hits = space.hits * (1.0 - DECAY) + (1.0 if hit else 0.0)

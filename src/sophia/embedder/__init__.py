@@ -16,7 +16,6 @@ imports neither numpy nor onnxruntime.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 import time
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 
     Encoder: TypeAlias = MiniLM | OnnxMiniLM
 
-__all__ = ["RUNTIMES", "Runtime", "get_encoder", "load_encoder", "run_model", "trim_heap"]
+__all__ = ["RUNTIMES", "Runtime", "get_encoder", "load_encoder", "model_backlog", "run_model", "trim_heap"]
 
 log = logging.getLogger("sophia.embedder")
 T = TypeVar("T")
@@ -65,21 +64,39 @@ def load_encoder(
 
 
 _WORKER: ThreadPoolExecutor | None = None
+_BACKLOG = 0  # model calls submitted and not finished
 
 
-async def run_model(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` (an encoding, a verifier's pairs) on the process's one model thread.
+def model_backlog() -> int:
+    """Model calls waiting for, or running on, the model thread: callers with optional work (the
+    cache's semantic layer) skip it when this grows, rather than queue behind it."""
+    return _BACKLOG
+
+
+async def run_model(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """Run ``fn(*args)`` (an encoding, a verifier's pairs) on the process's one model thread; returns
+    its result and the seconds it computed (without the wait in the queue).
 
     One thread for every model call of the process, not asyncio's pool: on a small server the event
     loop keeps a core, the models queue on the other instead of fighting for it (onnxruntime and
     numpy release the GIL while they compute).
     """
-    global _WORKER
+    global _WORKER, _BACKLOG
     if _WORKER is None:
         with _LOAD_LOCK:
             if _WORKER is None:
                 _WORKER = ThreadPoolExecutor(1, thread_name_prefix="sophia-models")
-    return await asyncio.get_running_loop().run_in_executor(_WORKER, functools.partial(fn, *args))
+
+    def timed() -> tuple[T, float]:
+        started = time.perf_counter()
+        result = fn(*args)
+        return result, time.perf_counter() - started
+
+    _BACKLOG += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_WORKER, timed)
+    finally:
+        _BACKLOG -= 1
 
 
 def trim_heap() -> None:

@@ -30,7 +30,7 @@ from sophia.errors import InvalidRequest, ProviderError, SophiaError
 from sophia.gateway.api import Result
 from sophia.gateway.engine import Gateway, StreamCall, new_request_id
 from sophia.gateway.errors import error_body, retry_after
-from sophia.gateway.validate import chat_params
+from sophia.gateway.validate import ChatParams, chat_params
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ _SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 _DONE = b"data: [DONE]\n\n"
+#: chat bodies whose parse and checks are remembered (the most recent), and the largest so kept
+MEMO_BODIES = 1024
+MEMO_MAX_BODY = 16 * 1024
 
 
 def _parse(body: bytes) -> Any:
@@ -82,6 +85,7 @@ class GatewayApp:
         routes.update({path[3:]: methods for path, methods in routes.items() if path.startswith("/v1/")})
         self.routes = routes
         self._models_cache: bytes | None = None
+        self._bodies: dict[bytes, tuple[dict[str, Any], ChatParams]] = {}  # most recently seen last
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -160,8 +164,7 @@ class GatewayApp:
         try:
             body = await read_body(scope, receive, self.max_body)
             key = await self._authenticate(scope)
-            data = _parse(body)
-            params = chat_params(data)
+            data, params = self._chat_body(body)
             if params.stream:
                 return await self._stream(receive, send, data, key, params, request_id)
             async with DisconnectGuard(receive) as guard:
@@ -173,6 +176,20 @@ class GatewayApp:
         except SophiaError as exc:
             return await self._error(send, exc, request_id=request_id)
         return await send_json(send, 200, result.body, _result_headers(result))
+
+    def _chat_body(self, body: bytes) -> tuple[dict[str, Any], ChatParams]:
+        """The parsed and validated body. A body seen recently (a retry, a dashboard's refresh, an agent
+        asking again) is not parsed again: its parse, checks and cache keys are remembered, bounded."""
+        seen = self._bodies.pop(body, None)
+        if seen is None:
+            data = _parse(body)
+            seen = (data, chat_params(data))
+            if len(body) > MEMO_MAX_BODY:
+                return seen
+            if len(self._bodies) >= MEMO_BODIES:
+                del self._bodies[next(iter(self._bodies))]  # the least recently seen
+        self._bodies[body] = seen
+        return seen
 
     async def _stream(
         self,

@@ -113,10 +113,10 @@ class AutoRouter:
         question = learned.question(body["messages"])
         if shared is not None and shared.text == " ".join(question.text.split()):
             if shared.vector is None:
-                shared.vector = await run_model(_embed, question.text)
+                shared.vector, _ = await run_model(_embed, question.text)
             embedding = shared.vector
         else:
-            embedding = await run_model(_embed, question.text)
+            embedding, _ = await run_model(_embed, question.text)
         decision = learned.decide(
             question,
             embedding,

@@ -42,17 +42,29 @@ def sources(metadata: dict[str, str] | None) -> tuple[str, ...]:
     return tuple(tags)
 
 
-def cache_context(requested: str, key: KeyRecord | None, metadata: dict[str, str] | None) -> CacheContext:
+def cache_context(
+    requested: str,
+    key: KeyRecord | None,
+    metadata: dict[str, str] | None,
+    memo: dict[Any, Any] | None = None,
+) -> CacheContext:
+    """A request's cache context; ``memo`` keeps what its body decides (tags, strategy) for a repeat."""
     # from the module itself: sophia.cache's lazy __getattr__ would run on every request
     from sophia.cache.cache import CacheContext
 
-    strategy = (metadata or {}).get("cache", "semantic")
-    if strategy not in STRATEGIES:
-        raise InvalidRequest(
-            f"metadata.cache must be one of {', '.join(STRATEGIES)}, not {strategy!r}", param="metadata.cache"
-        )
+    decided = memo.get("context") if memo is not None else None
+    if decided is None:
+        strategy = (metadata or {}).get("cache", "semantic")
+        if strategy not in STRATEGIES:
+            raise InvalidRequest(
+                f"metadata.cache must be one of {', '.join(STRATEGIES)}, not {strategy!r}",
+                param="metadata.cache",
+            )
+        decided = (sources(metadata), strategy)
+        if memo is not None:
+            memo["context"] = decided
     tenant = key.team if key is not None else "default"
-    return CacheContext(model=requested, tenant=tenant, tags=sources(metadata), strategy=strategy)
+    return CacheContext(model=requested, tenant=tenant, tags=decided[0], strategy=decided[1])
 
 
 class ReplayStream(ChunkStream):

@@ -147,17 +147,27 @@ class Gateway:
             raise cache_off()
         return self.cache
 
-    async def _lookup(self, ticket: Ticket, body: dict[str, Any]) -> tuple[CacheHit, ModelInfo] | None:
+    async def _lookup(
+        self, ticket: Ticket, body: dict[str, Any], params: ChatParams
+    ) -> tuple[CacheHit, ModelInfo] | None:
         """The cached answer for an admitted chat request and the model that gave it (None: call a model;
         the request's cache keys stay on the ticket for storing the answer, unless the cache is off
-        for it: then nothing is looked up, collected from a stream or stored)."""
+        for it: then nothing is looked up, collected from a stream or stored).
+
+        What depends only on the body and the caller's team (its cache context's tags and keys) is
+        remembered on ``params``, which the HTTP edge reuses while the same body comes back."""
         if self.cache is None:
             return None
-        ctx = cache_context(ticket.requested, ticket.key, ticket.metadata)
+        team = ticket.key.team if ticket.key is not None else None
+        memo = params.memo
+        ctx = cache_context(ticket.requested, ticket.key, ticket.metadata, memo)
         if self.cache.strategy(ctx) == "off":
             return None
         ticket.cache = ctx
+        ctx.keys = memo.get(("keys", team))
         hit = await self.cache.lookup(body, ctx)
+        if ctx.keys is not None:
+            memo[("keys", team)] = ctx.keys
         if hit is None:
             return None
         info = self.catalog.model(hit.model_id)
@@ -191,7 +201,7 @@ class Gateway:
         upstream = upstream_body(body)
         try:
             await self.accounts.admit(key, params.model)
-            cached = await self._lookup(ticket, body)
+            cached = await self._lookup(ticket, body, params)
             if cached is not None:
                 return self._hit(ticket, *cached)
             route = await self._resolve(ticket, body, key)
@@ -260,7 +270,7 @@ class Gateway:
 
         try:
             await self.accounts.admit(key, params.model)
-            cached = await self._lookup(ticket, body)
+            cached = await self._lookup(ticket, body, params)
             if cached is not None:
                 hit, info = cached
                 replay = ReplayStream(hit.body, include_usage)

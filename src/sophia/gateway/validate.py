@@ -5,7 +5,7 @@ Hand-written rather than a pydantic model on purpose: this runs on every request
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sophia.errors import InvalidRequest
@@ -31,6 +31,8 @@ class ChatParams:
     include_usage: bool
     task_type: str | None
     metadata: dict[str, str] | None
+    #: work derived from this body once and reused while the same body comes back (cache keys)
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _fail(message: str, param: str | None) -> InvalidRequest:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 Strategy = Literal["semantic", "exact", "off"]
 
@@ -20,8 +20,13 @@ class ModelCacheSettings(BaseModel):
     threshold: float | None = Field(None, ge=0, le=1, description="Verifier threshold for this model.")
 
 
+_NO_OVERRIDES = ModelCacheSettings()
+
+
 class CacheSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    _resolved: dict[str, ModelCacheSettings] = PrivateAttr(default_factory=dict)
 
     enabled: bool = True
     strategy: Strategy = Field("semantic", description="Default strategy: semantic, exact or off.")
@@ -48,7 +53,7 @@ class CacheSettings(BaseModel):
     redis_prefix: str = Field("sophia:cache:", description="Key prefix of the Redis store.")
     max_body_bytes: int = Field(1_048_576, ge=1, description="Responses larger than this are not cached.")
     memory_bytes: int = Field(
-        16 * 1_048_576, ge=0, description="Answers kept in memory for hits (least recently used go first)."
+        8 * 1_048_576, ge=0, description="Answers kept in memory for hits (least recently used go first)."
     )
     confirm_interval: float = Field(
         1.0,
@@ -64,14 +69,17 @@ class CacheSettings(BaseModel):
     )
 
     def for_model(self, model: str) -> ModelCacheSettings:
-        """The overrides that apply to ``model`` (an empty set when none match)."""
+        """The overrides that apply to ``model`` (an empty set when none match); remembered per name,
+        since this is asked on every request (settings do not change while a process runs)."""
+        known = self._resolved.get(model)
+        if known is not None:
+            return known
         found = self.models.get(model)
-        if found is not None:
-            return found
-        for pattern, override in self.models.items():
-            if fnmatchcase(model, pattern):
-                return override
-        return ModelCacheSettings()
+        if found is None:
+            found = next((o for p, o in self.models.items() if fnmatchcase(model, p)), _NO_OVERRIDES)
+        if len(self._resolved) < 4096:
+            self._resolved[model] = found
+        return found
 
     def strategy_for(self, model: str) -> Strategy:
         if not self.enabled:

@@ -141,7 +141,7 @@ class LocalAdapter(Adapter):
             from sophia.embedder import run_model
 
             async with asyncio.timeout(options.timeout):
-                vectors, tokens = await run_model(run)
+                (vectors, tokens), _ = await run_model(run)
         except TimeoutError:
             raise ProviderTimeout(
                 f"local embeddings took over {options.timeout:g}s", provider="local", model=model.id
