@@ -82,10 +82,15 @@ class BatchWriter:
         *,
         batch_size: int = 256,
         max_pending: int = 20_000,
+        linger: float = 0.05,
     ) -> None:
+        """``linger``: seconds a write waits for others to share its batch (and transaction), unless the
+        batch fills or somebody waits for it first."""
         self.write_many = write_many
         self.batch_size = batch_size
         self.max_pending = max_pending
+        self.linger = linger
+        self._hurry = asyncio.Event()  # a full batch, a waiter or close: write now
         self.pending: dict[str, Write] = {}
         self.dropped = 0
         self._waiters: dict[str, asyncio.Future[None]] = {}
@@ -105,6 +110,8 @@ class BatchWriter:
         if self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="sophia-cache-writer")
         self._wake.set()
+        if len(self.pending) >= self.batch_size:
+            self._hurry.set()
 
     async def written(self, entry_id: str) -> None:
         """Wait until ``entry_id`` (submitted) is in the store; StorageError if it could not be written."""
@@ -113,12 +120,20 @@ class BatchWriter:
         future = self._waiters.get(entry_id)
         if future is None:
             future = self._waiters[entry_id] = asyncio.get_running_loop().create_future()
+        self._hurry.set()
         await asyncio.shield(future)
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if not self._hurry.is_set():
+                try:  # let the answers of the next few milliseconds share this transaction
+                    async with asyncio.timeout(self.linger):
+                        await self._hurry.wait()
+                except TimeoutError:
+                    pass
+            self._hurry.clear()
             while self.pending:
                 batch = [self.pending[i] for i in list(self.pending)[: self.batch_size]]
                 error: StorageError | None = None
@@ -151,6 +166,7 @@ class BatchWriter:
                 continue  # logged by the writer; the entry stays out of the store
 
     async def close(self) -> None:
+        self._hurry.set()
         await self.flush()
         self._closed = True
         if self._task is not None:

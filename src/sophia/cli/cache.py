@@ -1,7 +1,9 @@
 """``sophia cache``: hit rates and savings, purges, data-version bumps and false-hit reports.
 
-Works on the configured store directly (no running gateway needed). Running gateways see a purge
-or a bump at their next lookup: hits are confirmed against the store, tag versions read from it.
+Works on the configured store directly (no running gateway needed). Running gateways honour a purge
+or a bump within ``cache.confirm_interval`` (1 s): a hit is confirmed against the store, and tag
+versions read from it, at most that long after the last time (PostgreSQL and Redis instances hear
+bumps at once).
 """
 
 from __future__ import annotations
