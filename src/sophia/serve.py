@@ -20,8 +20,6 @@ from sophia.asgi import UVICORN_OPTIONS, uvicorn_log_level
 from sophia.container import Services
 from sophia.settings import CONFIG_ENV, Settings, load_settings
 
-log = logging.getLogger(__name__)
-
 
 def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
