@@ -37,8 +37,8 @@ async def gw(upstream: FakeUpstream) -> AsyncIterator[Gateway]:
 
 async def settled(gw: Gateway) -> None:
     """Wait for the answers being stored in the background."""
-    assert gw._keeper is not None
-    await gw._keeper.drain()
+    assert gw.cache is not None
+    await gw.cache.drain()
 
 
 async def ledger_rows(gw: Gateway) -> list[dict[str, Any]]:

@@ -28,8 +28,8 @@ async def cached(upstream: FakeUpstream) -> AsyncIterator[Env]:
 
 
 async def settle(env: Env) -> None:
-    assert env.gateway._keeper is not None
-    await env.gateway._keeper.drain()
+    assert env.gateway.cache is not None
+    await env.gateway.cache.drain()
 
 
 async def test_a_repeated_generate_is_a_free_cache_hit_and_counted(cached: Env, mode: str) -> None:

@@ -18,8 +18,7 @@ from sophia.errors import SophiaError
 from sophia.providers.base import ModelInfo, Usage
 
 if TYPE_CHECKING:
-    from sophia.cache import CacheContext
-    from sophia.gateway.caching import Keeper
+    from sophia.cache import CacheContext, ResponseCache
 
 log = logging.getLogger(__name__)
 #: longest router explanation carried in the x-sophia-route header
@@ -50,11 +49,11 @@ class Ticket:
 
 
 class Booking:
-    """Counts, records and keeps what calls produced (``accounts`` for the first two, ``keeper`` the last)."""
+    """Counts, records and keeps what calls produced (``accounts`` for the first two, ``cache`` the last)."""
 
-    def __init__(self, accounts: Accounts, keeper: Keeper | None) -> None:
+    def __init__(self, accounts: Accounts, cache: ResponseCache | None) -> None:
         self.accounts = accounts
-        self.keeper = keeper
+        self.cache = cache
 
     async def settle(self, ticket: Ticket, info: ModelInfo, usage: Usage) -> float:
         """A successful model call: its cost, counted against the key's limits and booked; returns it."""
@@ -107,8 +106,10 @@ class Booking:
         cost: float,
     ) -> None:
         """Store a model's answer in the cache (off the response path), when the cache applies."""
-        if self.keeper is not None and ticket.cache is not None:
-            self.keeper.keep(request, ticket.cache, answer, usage, info.id, cost)
+        if self.cache is not None and ticket.cache is not None:
+            self.cache.store_soon(
+                request, ticket.cache, answer, usage.prompt_tokens, usage.completion_tokens, info.id, cost
+            )
 
     def record(
         self,

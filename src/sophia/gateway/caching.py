@@ -5,7 +5,6 @@
   ``metadata.cache`` (``off`` | ``exact`` | ``semantic``) can lower the configured strategy for
   one request, never raise it.
 * ``ReplayStream`` serves a cached answer to a streaming client as the events a model would send.
-* ``Keeper`` hands answers to the cache after the response has gone out (drained on close).
 
 The cache is keyed on the model *asked for* (an alias or ``sophia/auto``), so a hit skips routing
 as well as the provider call.
@@ -13,7 +12,6 @@ as well as the provider call.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from sophia.accounts.keys import KeyRecord
@@ -22,9 +20,8 @@ from sophia.gateway.replay import completion_events
 from sophia.providers.base import ChunkStream, Usage
 
 if TYPE_CHECKING:
-    from sophia.cache import CacheContext, ResponseCache
+    from sophia.cache import CacheContext
 
-log = logging.getLogger(__name__)
 
 STRATEGIES = ("off", "exact", "semantic")
 #: tags one request may carry
@@ -82,27 +79,3 @@ class ReplayStream(ChunkStream):
 
     async def aclose(self) -> None:
         self._events = iter(())
-
-
-class Keeper:
-    """Hands answers to the cache right after they were sent (``ResponseCache.store_soon``: no task for
-    the common case); ``drain`` waits until they are in the store."""
-
-    def __init__(self, cache: ResponseCache) -> None:
-        self.cache = cache
-
-    def keep(
-        self,
-        request: dict[str, Any],
-        ctx: CacheContext,
-        body: bytes,
-        usage: Usage,
-        model_id: str,
-        cost: float,
-    ) -> None:
-        self.cache.store_soon(
-            request, ctx, body, usage.prompt_tokens, usage.completion_tokens, model_id, cost
-        )
-
-    async def drain(self) -> None:
-        await self.cache.drain()

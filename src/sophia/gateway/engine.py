@@ -32,7 +32,7 @@ from sophia.gateway.api import ChatAnswer, Embeddings, Message, Result
 from sophia.gateway.auto import AutoRouter, Embedded, ordered
 from sophia.gateway.booking import Booking, Ticket
 from sophia.gateway.breaker import BreakerBoard
-from sophia.gateway.caching import Keeper, ReplayStream, cache_context
+from sophia.gateway.caching import ReplayStream, cache_context
 from sophia.gateway.errors import PASS_THROUGH_STATUSES
 from sophia.gateway.stream import StreamCall
 from sophia.gateway.validate import ChatParams, chat_params, embedding_params, upstream_body
@@ -71,7 +71,6 @@ class Gateway:
         self.cache = cache
         self._owns_cache = cache is None
         self.http: HTTPClient | None = None
-        self._keeper: Keeper | None = None
         self._booking: Booking | None = None
 
     @property
@@ -100,17 +99,15 @@ class Gateway:
             self.cache = await ResponseCache.open(
                 self.settings.cache, self.settings.database_url, self.settings.storage.redis_url
             )
-        if self.cache is not None:
-            self._keeper = Keeper(self.cache)
-        self._booking = Booking(self._accounts, self._keeper)
+        self._booking = Booking(self._accounts, self.cache)
         # Everything loaded so far lives as long as the process: keep it out of the GC's scans,
         # which otherwise walk every imported object on each full collection (a tail-latency spike).
         gc.collect()
         gc.freeze()
 
     async def close(self) -> None:
-        if self._keeper is not None:
-            await self._keeper.drain()
+        if self.cache is not None:
+            await self.cache.drain()  # the answers kept just before closing reach the store
         if self.cache is not None and self._owns_cache:
             await self.cache.close()
         await self.catalog.close()
