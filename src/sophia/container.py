@@ -43,6 +43,19 @@ class Service(Generic[T]):
         return f"Service({self.name!r})"
 
 
+async def open_accounts(settings: Settings) -> Accounts:
+    """The accounts as the settings describe them (database, Redis counters, key cache, ledger batches)."""
+    storage = settings.storage
+    return await Accounts.open(
+        settings.database_url,
+        redis_url=storage.redis_url,
+        require_keys=settings.gateway.require_keys,
+        key_cache_ttl=storage.key_cache_ttl,
+        ledger_batch_size=storage.ledger_batch_size,
+        ledger_flush_interval=storage.ledger_flush_interval,
+    )
+
+
 class Services:
     """The services of one process. ``get`` starts a service once, however many callers ask at once."""
 
@@ -63,16 +76,7 @@ class Services:
         async with self._lock("accounts"):
             if self._accounts is None:
                 self._check_open()
-                conf = self.settings
-                storage = conf.storage
-                self._accounts = await Accounts.open(
-                    conf.database_url,
-                    redis_url=storage.redis_url,
-                    require_keys=conf.gateway.require_keys,
-                    key_cache_ttl=storage.key_cache_ttl,
-                    ledger_batch_size=storage.ledger_batch_size,
-                    ledger_flush_interval=storage.ledger_flush_interval,
-                )
+                self._accounts = await open_accounts(self.settings)
         return self._accounts
 
     @property

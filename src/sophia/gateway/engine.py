@@ -88,9 +88,9 @@ class Gateway:
 
     async def start(self) -> None:
         if self._accounts is None:
-            from sophia.container import Services
+            from sophia.container import open_accounts
 
-            self._accounts = await Services(self.settings).open()  # the gateway's own; closed in close()
+            self._accounts = await open_accounts(self.settings)  # the gateway's own; closed in close()
         self.http = HTTPClient()
         await self.catalog.start(self.http)
         if self.cache is None and self._owns_cache and self.settings.cache.enabled:
