@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -228,3 +229,42 @@ async def test_cache_is_bounded(store: CountingStore) -> None:
         with pytest.raises(AuthenticationError):
             await cache.authenticate(f"sk-sophia-unknown-{i}")
     assert len(cache._entries) <= 8
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rpm", 9223372036854775808),  # the probe's value: SQLite overflowed into a 500
+        ("tpm", 2**70),
+        ("rpm", -1),
+        ("rpm", 1.5),
+        ("rpm", "60"),
+        ("budget_daily_usd", float("nan")),
+        ("budget_daily_usd", float("inf")),
+        ("budget_monthly_usd", 1e308),
+        ("budget_monthly_usd", True),
+        ("name", "x" * 201),
+        ("name", "bad\x00name"),
+        ("team", ""),
+        ("allowed_models", ["m"] * 257),
+        ("allowed_models", [7]),
+        ("metadata", {"blob": "x" * 10_000}),
+        ("metadata", {"when": object()}),
+    ],
+)
+async def test_absurd_key_fields_are_refused_with_the_range(store: KeyStore, field: str, value: Any) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        await store.create(name="k", **{field: value}) if field != "name" else await store.create(name=value)
+    assert caught.value.param == field
+    assert await store.count_active() == 0  # nothing half-made
+    _, key = await store.create(name="fine", rpm=60)
+    if field not in ("name", "team"):
+        with pytest.raises(InvalidRequest):
+            await store.update(key.id, **{field: value})
+
+
+async def test_limits_at_the_top_of_their_range_are_kept(store: KeyStore) -> None:
+    from sophia.accounts.keys import MAX_BUDGET_USD, MAX_RATE
+
+    _, key = await store.create(name="big", rpm=MAX_RATE, tpm=0, budget_daily_usd=MAX_BUDGET_USD)
+    assert (key.rpm, key.tpm, key.budget_daily_usd) == (MAX_RATE, 0, MAX_BUDGET_USD)

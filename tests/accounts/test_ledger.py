@@ -213,6 +213,11 @@ class FlakyDatabase(Database):
     async def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
         await self.inner.ensure_columns(table, columns)
 
+    async def transaction(self, steps: Any, *, lock: str | None = None) -> list[int]:
+        if self.down:
+            raise StorageError("database is down (test)")
+        return await self.inner.transaction(steps, lock=lock)
+
     async def close(self) -> None:
         await self.inner.close()
 

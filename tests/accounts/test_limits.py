@@ -1,8 +1,10 @@
-"""Rate limits and budgets behave the same in memory and in Redis; Redis shares them between instances."""
+"""Rate limits and budgets behave the same in memory (budgets in SQLite or PostgreSQL) and in Redis;
+the database and Redis share them between instances."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -11,11 +13,13 @@ import pytest
 from redis.asyncio import Redis
 
 from sophia.accounts import open_limiter
+from sophia.accounts.budgets import DatabaseBudgets
 from sophia.accounts.keys import KeyRecord
 from sophia.accounts.limits import Limiter, MemoryLimiter, day_start, month_end, month_start
 from sophia.accounts.limits_redis import RedisLimiter
 from sophia.errors import BudgetExceeded, RateLimited, StorageError
-from sophia.storage.testing import TEST_REDIS_URL
+from sophia.storage import Database, open_database
+from sophia.storage.testing import TEST_REDIS_URL, postgres_schema
 
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
 DAY = 86_400.0
@@ -67,23 +71,41 @@ async def prefix() -> AsyncIterator[str]:
 LimiterFactory = Callable[[], Awaitable[Limiter]]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def make(request: pytest.FixtureRequest, ledger: Ledger) -> AsyncIterator[LimiterFactory]:
-    """Builds limiters of one kind; for Redis, several share one prefix like gateway instances do."""
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
+async def make(
+    request: pytest.FixtureRequest, ledger: Ledger, tmp_path: Any
+) -> AsyncIterator[LimiterFactory]:
+    """Builds limiters of one kind (in memory with budgets in SQLite or PostgreSQL, or Redis); several
+    share one database or one prefix, like gateway instances do."""
     made: list[Limiter] = []
+    dbs: list[Database] = []
     prefix = f"sophia-test-{secrets.token_hex(6)}:"
+    async with contextlib.AsyncExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'budgets.db'}"
+        if request.param == "postgresql":
+            url = await stack.enter_async_context(postgres_schema())
 
-    async def factory() -> Limiter:
-        if request.param == "memory":
-            limiter: Limiter = MemoryLimiter(ledger.spend)
-        else:
-            limiter = RedisLimiter(TEST_REDIS_URL, ledger.spend, prefix=prefix)
-        made.append(limiter)
-        return limiter
+        async def factory() -> Limiter:
+            if request.param == "redis":
+                limiter: Limiter = RedisLimiter(TEST_REDIS_URL, ledger.spend, prefix=prefix)
+            else:
+                db = await open_database(url)
+                dbs.append(db)
+                limiter = MemoryLimiter(await DatabaseBudgets.open(db, ledger.spend))
+            made.append(limiter)
+            return limiter
 
-    yield factory
-    for limiter in made:
-        await limiter.close()
+        yield factory
+        for limiter in made:
+            await limiter.close()
+        for db in dbs:
+            await db.close()
     if request.param == "redis":
         await _delete_prefix(prefix)
 
@@ -130,25 +152,31 @@ async def test_tokens_per_minute(make: LimiterFactory) -> None:
 
 async def test_daily_budget_is_exceeded_after_commits_and_resets_next_day(make: LimiterFactory) -> None:
     limiter, k = await make(), key(budget_daily_usd=0.01)
-    await limiter.check(k, T0)
-    await limiter.commit(k, 10, 0.006, T0)
-    await limiter.check(k, T0 + 1)
-    await limiter.commit(k, 10, 0.006, T0 + 1)
+    hold = await limiter.reserve(k, 0.001, T0)
+    assert hold is not None
+    await limiter.commit(k, 10, 0.006, T0, hold)
+    hold = await limiter.reserve(k, 0.001, T0 + 1)
+    await limiter.commit(k, 10, 0.006, T0 + 1, hold)
     with pytest.raises(BudgetExceeded) as caught:
-        await limiter.check(k, T0 + 2)
+        await limiter.reserve(k, 0.001, T0 + 2)
     assert "daily budget of $0.01" in caught.value.message
-    await limiter.check(k, day_start(T0) + DAY + 1)  # a new UTC day
+    await limiter.reserve(k, 0.001, day_start(T0) + DAY + 1)  # a new UTC day
+
+
+async def test_keys_without_budgets_hold_nothing(make: LimiterFactory) -> None:
+    limiter = await make()
+    assert await limiter.reserve(key(rpm=5), 1000.0, T0) is None
 
 
 async def test_monthly_budget_starts_from_the_ledger(make: LimiterFactory, ledger: Ledger) -> None:
     k = key(budget_monthly_usd=1.0)
     ledger.spent[(k.id, month_start(T0))] = 0.99  # spent before this process started
     limiter = await make()
-    await limiter.check(k, T0)
-    await limiter.commit(k, 10, 0.02, T0)
+    hold = await limiter.reserve(k, 0.001, T0)
+    await limiter.commit(k, 10, 0.02, T0, hold)
     with pytest.raises(BudgetExceeded, match="monthly budget"):
-        await limiter.check(k, T0 + 1)
-    await limiter.check(k, month_end(T0) + 1)  # next month: the ledger says nothing was spent yet
+        await limiter.reserve(k, 0.001, T0 + 1)
+    await limiter.reserve(k, 0.001, month_end(T0) + 1)  # next month: the ledger says nothing was spent yet
 
 
 async def test_budget_already_spent_refuses_the_first_request(make: LimiterFactory, ledger: Ledger) -> None:
@@ -157,8 +185,8 @@ async def test_budget_already_spent_refuses_the_first_request(make: LimiterFacto
     limiter = await make()
     for _ in range(2):
         with pytest.raises(BudgetExceeded, match="daily"):
-            await limiter.check(k, T0)
-    assert sorted(ledger.calls) == sorted([(k.id, day_start(T0)), (k.id, month_start(T0))])
+            await limiter.reserve(k, 0.001, T0)
+    assert sorted(set(ledger.calls)) == sorted([(k.id, day_start(T0)), (k.id, month_start(T0))])
 
 
 async def test_concurrent_first_requests_share_one_ledger_lookup(
@@ -166,15 +194,42 @@ async def test_concurrent_first_requests_share_one_ledger_lookup(
 ) -> None:
     limiter, k = await make(), key(budget_daily_usd=1.0)
     ledger.gate = asyncio.Event()
-    checks = [asyncio.ensure_future(limiter.check(k, T0)) for _ in range(10)]
+    holds = [asyncio.ensure_future(limiter.reserve(k, 0.001, T0)) for _ in range(10)]
     await asyncio.sleep(0.01)
     ledger.gate.set()
-    await asyncio.gather(*checks)
+    await asyncio.gather(*holds)
     day_lookups = [c for c in ledger.calls if c == (k.id, day_start(T0))]
     if isinstance(limiter, MemoryLimiter):
         assert len(day_lookups) == 1
     else:  # each waiting request may look up, but SET NX keeps one value: the counter is still right
         assert 1 <= len(day_lookups) <= 10
+
+
+async def test_holds_count_against_the_budget_until_committed(make: LimiterFactory) -> None:
+    """Concurrent calls: each holds its worst case, so the budget is overshot by at most one call."""
+    limiter, k = await make(), key(budget_daily_usd=0.05)
+    results = await asyncio.gather(*(limiter.reserve(k, 0.02, T0) for _ in range(10)), return_exceptions=True)
+    holds = [r for r in results if not isinstance(r, BaseException)]
+    assert all(isinstance(r, BudgetExceeded) for r in results if isinstance(r, BaseException))
+    assert len(holds) == 3  # 0.00, 0.02 and 0.04 held had room; 0.06 has not
+    with pytest.raises(BudgetExceeded, match="held by calls in progress"):
+        await limiter.reserve(k, 0.02, T0)
+    # Settled for less than they held: the room comes back.
+    for hold in holds:
+        await limiter.commit(k, 10, 0.005, T0 + 1, hold)
+    again = await limiter.reserve(k, 0.02, T0 + 2)  # spent 0.015 + 0 held
+    await limiter.commit(k, 0, 0.0, T0 + 2, again)
+
+
+async def test_a_hold_that_is_never_committed_expires(make: LimiterFactory) -> None:
+    """A process killed mid-call does not keep its holds: they expire."""
+    from sophia.accounts.limits import HOLD_SECONDS
+
+    limiter, k = await make(), key(budget_daily_usd=0.05)
+    await limiter.reserve(k, 1.0, T0)  # never committed
+    with pytest.raises(BudgetExceeded):
+        await limiter.reserve(k, 0.01, T0 + 1)
+    await limiter.reserve(k, 0.01, T0 + HOLD_SECONDS + 1)
 
 
 @pytest.mark.redis
@@ -205,16 +260,16 @@ async def test_instances_share_spend_and_reseed_after_a_redis_restart(ledger: Le
     two = RedisLimiter(TEST_REDIS_URL, ledger.spend, prefix=prefix)
     k = key(budget_daily_usd=0.01)
     try:
-        await one.check(k, T0)
-        await one.commit(k, 10, 0.012, T0)
+        hold = await one.reserve(k, 0.001, T0)
+        await one.commit(k, 10, 0.012, T0, hold)
         with pytest.raises(BudgetExceeded):
-            await two.check(k, T0 + 1)
+            await two.reserve(k, 0.001, T0 + 1)
         # Redis restarts and keeps nothing; the ledger has the spend and is asked again.
         async for name in one.redis.scan_iter(match=f"{prefix}*"):
             await one.redis.delete(name)
         ledger.spent[(k.id, day_start(T0))] = 0.012
         with pytest.raises(BudgetExceeded):
-            await two.check(k, T0 + 2)
+            await two.reserve(k, 0.001, T0 + 2)
         assert ledger.calls.count((k.id, day_start(T0))) == 2
     finally:
         await one.close()
@@ -235,9 +290,11 @@ async def test_unreachable_redis_is_a_storage_error_without_the_password(ledger:
 
 @pytest.mark.redis
 async def test_open_limiter_picks_redis_when_configured(ledger: Ledger) -> None:
-    memory = await open_limiter(None, ledger.spend)
+    db = await open_database("sqlite:///:memory:")
+    memory = await open_limiter(None, ledger.spend, db)
     assert isinstance(memory, MemoryLimiter)
     await memory.close()
+    await db.close()
     shared = await open_limiter(TEST_REDIS_URL, ledger.spend)
     assert isinstance(shared, RedisLimiter)
     await shared.close()

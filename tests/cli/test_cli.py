@@ -175,3 +175,22 @@ def test_cache_commands_work_on_the_store_without_a_gateway(tmp_path: Path) -> N
     assert bumped.returncode == 0 and "Bumped crm.deals: 0 cached answers invalidated." in bumped.stdout
     unknown = sophia("cache", "report", "req_nope", env=env)
     assert unknown.returncode == 1 and "no request 'req_nope'" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--rpm", "9223372036854775808"],
+        ["--tpm", "-5"],
+        ["--budget-daily", "nan"],
+        ["--budget-monthly", "1e400"],
+    ],
+)
+def test_keys_create_refuses_absurd_limits_without_a_traceback(tmp_path: Path, args: list[str]) -> None:
+    config = write_config(tmp_path / "c.yaml", {"home": str(tmp_path / "home")})
+    made = sophia("keys", "create", "--config", str(config), "--name", "absurd", *args)
+    assert made.returncode != 0
+    assert "Traceback" not in made.stderr + made.stdout
+    assert len((made.stderr + made.stdout).strip().splitlines()) <= 8  # a message, not a dump
+    listed = sophia("keys", "list", "--config", str(config), "--json")
+    assert json.loads(listed.stdout) == []  # nothing was created

@@ -184,3 +184,60 @@ async def test_sqlite_file_shared_by_two_processes(tmp_path: Path) -> None:
         assert await database.fetchone("PRAGMA integrity_check") == {"integrity_check": "ok"}
     finally:
         await database.close()
+
+
+async def test_sqlite_files_are_private_to_their_owner(tmp_path: Path) -> None:
+    """Cached prompts, answers and the ledger: 0600, with the WAL files SQLite makes beside them."""
+    path = tmp_path / "data" / "sophia.db"
+    db = await open_database(f"sqlite:///{path}")
+    try:
+        await db.migrate(SCHEMA)
+        await db.execute("INSERT INTO things (name) VALUES (?)", ["secret prompt"])
+        made = [p for p in path.parent.iterdir() if p.name.startswith("sophia.db")]
+        assert {p.name for p in made} >= {"sophia.db", "sophia.db-wal", "sophia.db-shm"}
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in made} == {p.name: "0o600" for p in made}
+    finally:
+        await db.close()
+    path.chmod(0o644)  # made by an older release
+    db = await open_database(f"sqlite:///{path}")
+    await db.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_transaction_is_all_or_nothing(url: str) -> None:
+    db = await open_database(url)
+    try:
+        await db.migrate(SCHEMA)
+        counts = await db.transaction(
+            [("INSERT INTO things (name, n) VALUES (?, ?)", ["a", 1]), ("UPDATE things SET n = n + 1", [])],
+            lock="things",
+        )
+        assert counts == [1, 1]
+        with pytest.raises(StorageError):
+            await db.transaction([("UPDATE things SET n = 5", []), ("INSERT INTO nowhere VALUES (1)", [])])
+        assert await db.fetchall("SELECT name, n FROM things") == [{"name": "a", "n": 2}]
+    finally:
+        await db.close()
+
+
+async def test_transactions_under_one_lock_are_serialised_across_connections(url: str) -> None:
+    """Read-then-write under a lock: concurrent increments from two databases never lose one."""
+    one, two = await open_database(url), await open_database(url)
+    try:
+        await one.migrate(SCHEMA)
+        await one.execute("INSERT INTO things (name, n) VALUES ('c', 0)")
+        step = (
+            "INSERT INTO things (name, n) SELECT 'seen', (SELECT n FROM things WHERE name = 'c') "
+            "WHERE (SELECT n FROM things WHERE name = 'c') < 10",
+            [],
+        )
+        bump = ("UPDATE things SET n = n + 1 WHERE name = 'c' AND n < 10", [])
+        await asyncio.gather(
+            *(db.transaction([step, bump], lock="c") for db in (one, two) for _ in range(15))
+        )
+        assert await one.fetchone("SELECT n FROM things WHERE name = 'c'") == {"n": 10}
+        seen = await one.fetchall("SELECT n FROM things WHERE name = 'seen' ORDER BY n")
+        assert [r["n"] for r in seen] == list(range(10))  # each transaction saw the previous one's write
+    finally:
+        await one.close()
+        await two.close()

@@ -9,15 +9,17 @@ depends only on ``sophia.errors`` and ``sophia.storage``; settings reach it as p
 
     accounts = await Accounts.open("sqlite:///sophia.db", redis_url=None)
     key = await accounts.authenticate("Bearer sk-sophia-…")    # KeyRecord (or AuthenticationError)
-    await accounts.admit(key, "sophia/fast")                  # model allowed, limits and budget
+    await accounts.admit(key, "sophia/fast")                  # model allowed, rate limits
+    hold = await accounts.reserve(key, 0.002)                 # the call's worst case, against budgets
     ...
-    await accounts.commit(key, tokens=120, cost_usd=0.0004)   # tokens per minute, spend
+    await accounts.commit(key, tokens=120, cost_usd=0.0004, hold=hold)  # tokens per minute, spend
     accounts.record(UsageRecord(...))                         # one ledger row, written in batches
     await accounts.close()
 
 Modules: ``keys`` (store + hot-path cache), ``ledger`` (usage rows, reports), ``limits``
-(``Limiter``, the in-process limiter and the period helpers), ``limits_redis`` (the shared one),
-``local`` (the first-run admin key).
+(``Limiter``, the in-process rate limiter and the period helpers), ``budgets`` (budgets in the
+database, shared by every process on it), ``limits_redis`` (rates and budgets in Redis), ``local``
+(the first-run admin key).
 """
 
 from __future__ import annotations
@@ -27,17 +29,24 @@ from time import time
 
 from sophia.accounts.keys import KeyCache, KeyRecord, KeyStore
 from sophia.accounts.ledger import Ledger, UsageRecord, new_request_id
-from sophia.accounts.limits import Limiter, MemoryLimiter, SpendLookup
+from sophia.accounts.limits import Hold, Limiter, MemoryLimiter, SpendLookup
 from sophia.errors import PermissionDenied
 from sophia.storage import Database, open_database
 
-__all__ = ["Accounts", "KeyRecord", "UsageRecord", "new_request_id", "open_limiter"]
+__all__ = ["Accounts", "Hold", "KeyRecord", "UsageRecord", "new_request_id", "open_limiter"]
 
 
-async def open_limiter(redis_url: str | None, spend_lookup: SpendLookup) -> Limiter:
-    """A ``RedisLimiter`` when ``redis_url`` is given (checked to answer), else a ``MemoryLimiter``."""
+async def open_limiter(
+    redis_url: str | None, spend_lookup: SpendLookup, db: Database | None = None
+) -> Limiter:
+    """A ``RedisLimiter`` when ``redis_url`` is given (checked to answer), else a ``MemoryLimiter`` with
+    its budgets in ``db``."""
     if not redis_url:
-        return MemoryLimiter(spend_lookup)
+        from sophia.accounts.budgets import DatabaseBudgets
+
+        if db is None:
+            raise ValueError("a limiter without Redis keeps its budgets in the database: pass db")
+        return MemoryLimiter(await DatabaseBudgets.open(db, spend_lookup))
     from sophia.accounts.limits_redis import RedisLimiter
 
     limiter = RedisLimiter(redis_url, spend_lookup)
@@ -77,7 +86,7 @@ class Accounts:
         try:
             keys = await KeyStore.open(db)
             ledger = await Ledger.open(db, ledger_batch_size, ledger_flush_interval)
-            limiter = await open_limiter(redis_url, ledger.spend)
+            limiter = await open_limiter(redis_url, ledger.spend, db)
         except BaseException:
             if ledger is not None:
                 await ledger.close()
@@ -94,20 +103,33 @@ class Accounts:
         return await self.key_cache.authenticate(authorization)
 
     async def admit(self, key: KeyRecord | None, model: str | None = None, now: float | None = None) -> None:
-        """Let a call through or raise: the model must be allowed to the key, its rate limits and
-        budgets must have room (``PermissionDenied``, ``RateLimited``, ``BudgetExceeded``)."""
+        """Let a call through or raise: the model must be allowed to the key and its rate limits must
+        have room (``PermissionDenied``, ``RateLimited``). Budgets are checked by ``reserve``."""
         if key is None:
             return
         if model is not None and not key.allows_model(model):
             raise PermissionDenied(f"this API key may not use the model {model!r}", code="model_not_allowed")
         await self.limiter.check(key, time() if now is None else now)
 
+    async def reserve(self, key: KeyRecord | None, usd: float, now: float | None = None) -> Hold | None:
+        """Hold a call's worst-case cost against the key's budgets, atomically across processes, or raise
+        ``BudgetExceeded`` when what the key spent plus what its calls in flight hold has reached a
+        budget. None for a key without budgets. Every hold must reach ``commit`` (or expire)."""
+        if key is None or (key.budget_daily_usd is None and key.budget_monthly_usd is None):
+            return None
+        return await self.limiter.reserve(key, usd, time() if now is None else now)
+
     async def commit(
-        self, key: KeyRecord | None, tokens: int, cost_usd: float, now: float | None = None
+        self,
+        key: KeyRecord | None,
+        tokens: int,
+        cost_usd: float,
+        now: float | None = None,
+        hold: Hold | None = None,
     ) -> None:
-        """Count a finished call's tokens and cost against the key's limits and budgets."""
-        if key is not None:
-            await self.limiter.commit(key, tokens, cost_usd, time() if now is None else now)
+        """Count a finished call's tokens and cost against the key's limits and budgets; release its hold."""
+        if key is not None and (key.limited or hold is not None):
+            await self.limiter.commit(key, tokens, cost_usd, time() if now is None else now, hold)
 
     def record(self, rec: UsageRecord) -> None:
         """Book one ledger row (buffered; never blocks, never raises)."""

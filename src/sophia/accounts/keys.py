@@ -113,27 +113,67 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+#: the largest values a key's limits may take (beyond them a limit is meaningless, and storage overflows)
+MAX_RATE = 1_000_000_000  # rpm, tpm
+MAX_BUDGET_USD = 1_000_000_000.0
+MAX_TEXT = 200  # name, owner, team, one model or tool pattern
+MAX_NAMES = 256  # entries in allowed_models / allowed_tools
+MAX_METADATA_BYTES = 8192
+
+
+def _text(value: Any, field_name: str, *, empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{field_name} must be a string", param=field_name)
+    if len(value) > MAX_TEXT:
+        raise InvalidRequest(f"{field_name} must be at most {MAX_TEXT} characters", param=field_name)
+    if not value.isprintable():
+        raise InvalidRequest(f"{field_name} must not contain control characters", param=field_name)
+    if not empty and not value.strip():
+        raise InvalidRequest(f"{field_name} must not be empty", param=field_name)
+    return value
+
+
 def _names(value: Iterable[str] | None, field_name: str) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        raise InvalidRequest(f"{field_name} must be a list of names, not a string", param=field_name)
-    return orjson.dumps([str(v) for v in value]).decode()
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InvalidRequest(
+            f"{field_name} must be a list of names, not {type(value).__name__}", param=field_name
+        )
+    names = [_text(v, field_name, empty=False) for v in value]
+    if len(names) > MAX_NAMES:
+        raise InvalidRequest(f"{field_name} may hold at most {MAX_NAMES} names", param=field_name)
+    return orjson.dumps(names).decode()
 
 
 def _number(value: Any, field_name: str, kind: type) -> Any:
+    """A limit: None, or a number in its range (whole for rates); InvalidRequest names the range."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidRequest(f"{field_name} must be a non-negative number or null", param=field_name)
-    if kind is int and value != int(value):
-        raise InvalidRequest(f"{field_name} must be a whole number", param=field_name)
+    top = MAX_RATE if kind is int else MAX_BUDGET_USD
+    what = "a whole number" if kind is int else "a number"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != value  # NaN
+        or not 0 <= value <= top
+        or (kind is int and value != int(value))
+    ):
+        raise InvalidRequest(
+            f"{field_name} must be {what} from 0 to {top:,g}, or null; not {value!r}", param=field_name
+        )
     return kind(value)
 
 
 def _column(name: str, value: Any) -> Any:
     """A field's value as stored, validated."""
-    if name == "allowed_tools" and value is not None:
+    if (
+        name in ("allowed_models", "allowed_tools")
+        and isinstance(value, Iterable)
+        and not isinstance(value, str)
+    ):
+        value = list(value)  # iterated twice below
+    if name == "allowed_tools" and isinstance(value, list):
         for pattern in value:
             if not isinstance(pattern, str) or "/" not in pattern:
                 raise InvalidRequest(
@@ -147,14 +187,20 @@ def _column(name: str, value: Any) -> Any:
     if name in ("rpm", "tpm"):
         return _number(value, name, int)
     if name == "admin":
+        if not isinstance(value, bool | int):
+            raise InvalidRequest("admin must be true or false", param=name)
         return int(bool(value))
     if name == "metadata":
         if not isinstance(value, Mapping):
             raise InvalidRequest("metadata must be an object", param=name)
-        return orjson.dumps(dict(value)).decode()
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{name} must be a string", param=name)
-    return value
+        try:
+            text = orjson.dumps(dict(value)).decode()
+        except TypeError:
+            raise InvalidRequest("metadata must hold JSON values only", param=name) from None
+        if len(text) > MAX_METADATA_BYTES:
+            raise InvalidRequest(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON", param=name)
+        return text
+    return _text(value, name, empty=name not in ("name", "team"))
 
 
 def _record(row: Mapping[str, Any]) -> KeyRecord:

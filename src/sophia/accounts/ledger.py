@@ -60,10 +60,11 @@ class UsageRecord:
     task_type: str | None = None
     metadata: dict[str, Any] | None = None
     cache_entry: str | None = None  # the cache entry that answered (cache "exact" or "semantic")
+    estimated: bool = False  # tokens estimated by the gateway (the provider's usage never arrived)
 
 
 _FIELDS = tuple(f.name for f in fields(UsageRecord))
-_INT = frozenset({"prompt_tokens", "completion_tokens", "status", "attempts"})
+_INT = frozenset({"prompt_tokens", "completion_tokens", "status", "attempts", "estimated"})
 _FLOAT = frozenset({"ts", "cost_usd", "latency_ms", "saved_usd"})
 
 SCHEMA = (
@@ -90,13 +91,14 @@ SCHEMA = (
         route TEXT,
         task_type TEXT,
         metadata TEXT,
-        cache_entry TEXT
+        cache_entry TEXT,
+        estimated BIGINT NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS sophia_usage_ts ON sophia_usage (ts)",
     "CREATE INDEX IF NOT EXISTS sophia_usage_key_ts ON sophia_usage (key_id, ts)",
 )
 #: columns added since the table was first made, for databases created by an older release
-ADDED_COLUMNS = {"cache_entry": "TEXT"}
+ADDED_COLUMNS = {"cache_entry": "TEXT", "estimated": "BIGINT NOT NULL DEFAULT 0"}
 _INSERT = f"INSERT INTO sophia_usage ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
 
 #: a report's grouping names (the MCP tools' schemas list them from here)

@@ -1,19 +1,20 @@
-"""Rate limits and budgets: ``check`` before a call (admit it or raise), ``commit`` its tokens and cost after.
+"""Rate limits and budgets: ``check`` before a call (admit it or raise), ``reserve`` its worst-case cost
+once its model is known, ``commit`` its tokens and real cost after (which releases the reservation).
 
 * rpm: requests admitted in the last 60 s (an exact sliding window; the request being checked counts);
 * tpm: tokens committed in the last 60 s (per-second buckets); a request is refused once they reach tpm;
-* budgets: USD spent this UTC day / month; a request is refused once spend reaches the budget.
+* budgets: USD spent this UTC day / month plus what calls in flight hold; a call is refused once that
+  reaches the budget, so concurrent calls overshoot it by at most one call's cost.
 
-``MemoryLimiter`` (here) serves one process; ``RedisLimiter`` (``limits_redis``, which builds on the
-helpers here and is never imported by this module) shares the counters between instances;
-``sophia.accounts.open_limiter`` picks one.
-Both seed a key's day and month spend from the usage ledger (``spend_lookup``) the first time they need
-it, so budgets survive restarts (and, for Redis, a Redis restart).
+``MemoryLimiter`` (here) counts rates in one process and keeps budgets in the database
+(``budgets.DatabaseBudgets``: shared by every process on it); ``RedisLimiter`` (``limits_redis``, which
+builds on the helpers here and is never imported by this module) keeps both in Redis;
+``sophia.accounts.open_limiter`` picks one. Budgets are seeded from the usage ledger (``spend_lookup``)
+the first time they are needed, so they survive restarts (and, for Redis, a Redis restart).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,20 +24,50 @@ from typing import Protocol
 from sophia.accounts.keys import KeyRecord
 from sophia.errors import BudgetExceeded, RateLimited
 
-__all__ = ["Limiter", "MemoryLimiter", "SpendLookup"]
+__all__ = ["Budgets", "Hold", "Limiter", "MemoryLimiter", "SpendLookup"]
 
 #: the ledger's ``spend(key_id, since) -> USD``
 SpendLookup = Callable[[str, float], Awaitable[float]]
 WINDOW = 60.0
 DAY = 86_400.0
+#: seconds a reservation lives without being committed (the longest call, with margin): a process
+#: killed mid-call does not keep its holds
+HOLD_SECONDS = 900.0
+NANOS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Money reserved for one call in flight (integer nano-dollars), released when the call is committed."""
+
+    id: str
+    key_id: str
+    nanos: int
+
+
+class Budgets(Protocol):
+    async def reserve(self, key: KeyRecord, usd: float, now: float) -> Hold | None: ...
+
+    async def settle(self, key: KeyRecord, hold: Hold | None, cost_usd: float, now: float) -> None: ...
 
 
 class Limiter(Protocol):
-    async def check(self, key: KeyRecord, now: float) -> None: ...
+    async def check(self, key: KeyRecord, now: float) -> None:
+        """Admit a request under the key's rate limits, or raise ``RateLimited``."""
 
-    async def commit(self, key: KeyRecord, tokens: int, cost_usd: float, now: float) -> None: ...
+    async def reserve(self, key: KeyRecord, usd: float, now: float) -> Hold | None:
+        """Hold ``usd`` against the key's budgets, or raise ``BudgetExceeded``; None without budgets."""
+
+    async def commit(
+        self, key: KeyRecord, tokens: int, cost_usd: float, now: float, hold: Hold | None = None
+    ) -> None:
+        """Count a call's tokens and real cost (releasing its hold)."""
 
     async def close(self) -> None: ...
+
+
+def has_budget(key: KeyRecord) -> bool:
+    return key.budget_daily_usd is not None or key.budget_monthly_usd is not None
 
 
 def day_start(now: float) -> float:
@@ -83,11 +114,12 @@ def tpm_limited(limit: int, retry_after: float) -> RateLimited:
     )
 
 
-def over_budget(period: str, budget: float, spent: float) -> BudgetExceeded:
+def over_budget(period: str, budget: float, spent: float, held: float = 0.0) -> BudgetExceeded:
     when = "today (UTC)" if period == "daily" else "this month (UTC)"
     resets = "at 00:00 UTC" if period == "daily" else "on the 1st at 00:00 UTC"
+    pending = f", ${held:.4f} held by calls in progress" if held > 0 else ""
     return BudgetExceeded(
-        f"This API key reached its {period} budget of ${budget:.2f} (spent ${spent:.4f} {when}); "
+        f"This API key reached its {period} budget of ${budget:.2f} (spent ${spent:.4f} {when}{pending}); "
         f"it resets {resets}."
     )
 
@@ -99,36 +131,22 @@ class _Usage:
     admitted: deque[float] = field(default_factory=deque)  # times of admitted requests
     buckets: deque[list[int]] = field(default_factory=deque)  # [second, tokens], oldest first
     tokens: int = 0  # sum over buckets
-    day: float = -1.0  # start of the day that day_spend counts
-    day_spend: float = 0.0
-    month: float = -1.0
-    month_spend: float = 0.0
-    seeding: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class MemoryLimiter:
-    """Limits and budgets for a single gateway process."""
+    """Rate limits for a single gateway process; budgets through ``budgets`` (shared by all processes)."""
 
-    def __init__(self, spend_lookup: SpendLookup) -> None:
-        self.spend_lookup = spend_lookup
+    def __init__(self, budgets: Budgets) -> None:
+        self.budgets = budgets
         self._usage: dict[str, _Usage] = {}
 
     async def check(self, key: KeyRecord, now: float) -> None:
-        if not key.limited:
+        if key.tpm is None and key.rpm is None:
             return
         usage = self._usage.get(key.id)
         if usage is None:
             usage = self._usage[key.id] = _Usage()
-        daily, monthly = key.budget_daily_usd, key.budget_monthly_usd
-        if (daily is not None and usage.day != day_start(now)) or (
-            monthly is not None and usage.month != month_start(now)
-        ):
-            await self._seed(key.id, usage, now)
-        # From here to the admission there is no await: check-and-admit is atomic on the event loop.
-        if daily is not None and usage.day_spend >= daily:
-            raise over_budget("daily", daily, usage.day_spend)
-        if monthly is not None and usage.month_spend >= monthly:
-            raise over_budget("monthly", monthly, usage.month_spend)
+        # No await from here to the admission: check-and-admit is atomic on the event loop.
         if key.tpm is not None:
             self._expire_tokens(usage, now)
             if usage.tokens >= key.tpm:
@@ -148,15 +166,10 @@ class MemoryLimiter:
                 raise rpm_limited(key.rpm, admitted[0] + WINDOW - now if admitted else WINDOW)
             admitted.append(now)
 
-    async def _seed(self, key_id: str, usage: _Usage, now: float) -> None:
-        async with usage.seeding:  # concurrent first requests of a key share one lookup
-            day, month = day_start(now), month_start(now)
-            if usage.day != day:
-                spent = await self.spend_lookup(key_id, day)
-                usage.day, usage.day_spend = day, spent
-            if usage.month != month:
-                spent = await self.spend_lookup(key_id, month)
-                usage.month, usage.month_spend = month, spent
+    async def reserve(self, key: KeyRecord, usd: float, now: float) -> Hold | None:
+        if not has_budget(key):
+            return None
+        return await self.budgets.reserve(key, usd, now)
 
     @staticmethod
     def _expire_tokens(usage: _Usage, now: float) -> None:
@@ -164,13 +177,13 @@ class MemoryLimiter:
         while buckets and buckets[0][0] + WINDOW <= now:
             usage.tokens -= buckets.popleft()[1]
 
-    async def commit(self, key: KeyRecord, tokens: int, cost_usd: float, now: float) -> None:
-        if not key.limited:
-            return
-        usage = self._usage.get(key.id)
-        if usage is None:
-            usage = self._usage[key.id] = _Usage()
+    async def commit(
+        self, key: KeyRecord, tokens: int, cost_usd: float, now: float, hold: Hold | None = None
+    ) -> None:
         if key.tpm is not None and tokens > 0:
+            usage = self._usage.get(key.id)
+            if usage is None:
+                usage = self._usage[key.id] = _Usage()
             second = int(now)
             if usage.buckets and usage.buckets[-1][0] == second:
                 usage.buckets[-1][1] += tokens
@@ -178,11 +191,8 @@ class MemoryLimiter:
                 usage.buckets.append([second, tokens])
             usage.tokens += tokens
             self._expire_tokens(usage, now)
-        # Counted only in the period already seeded; otherwise the ledger lookup will include it.
-        if usage.day == day_start(now):
-            usage.day_spend += cost_usd
-        if usage.month == month_start(now):
-            usage.month_spend += cost_usd
+        if hold is not None or (cost_usd > 0 and has_budget(key)):
+            await self.budgets.settle(key, hold, cost_usd, now)
 
     async def close(self) -> None:
         self._usage.clear()

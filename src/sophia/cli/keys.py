@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 
-from sophia.accounts.keys import KeyStore
+from sophia.accounts.keys import MAX_BUDGET_USD, MAX_RATE, KeyStore
 from sophia.cli.common import ConfigOption, JsonOption, echo, fail, settings, table
 from sophia.errors import SophiaError
 from sophia.settings import Settings
@@ -48,10 +48,14 @@ def create(
         list[str] | None,
         typer.Option("--tool", help="Allowed MCP tool as server/tool (repeat; wildcards like ai/*)."),
     ] = None,
-    rpm: Annotated[int | None, typer.Option(help="Requests per minute.", min=1)] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.", min=1)] = None,
-    budget_daily: Annotated[float | None, typer.Option(help="USD per UTC day.", min=0)] = None,
-    budget_monthly: Annotated[float | None, typer.Option(help="USD per UTC month.", min=0)] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute.", min=1, max=MAX_RATE)] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.", min=1, max=MAX_RATE)] = None,
+    budget_daily: Annotated[
+        float | None, typer.Option(help="USD per UTC day.", min=0, max=MAX_BUDGET_USD)
+    ] = None,
+    budget_monthly: Annotated[
+        float | None, typer.Option(help="USD per UTC month.", min=0, max=MAX_BUDGET_USD)
+    ] = None,
     print_secret_only: Annotated[bool, typer.Option(help="Print only the secret (for scripts).")] = False,
     config: ConfigOption = None,
 ) -> None:

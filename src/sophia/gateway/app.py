@@ -18,7 +18,6 @@ from sophia.accounts.keys import KeyRecord
 from sophia.asgi import (
     ClientGone,
     DisconnectGuard,
-    Message,
     Receive,
     Scope,
     Send,
@@ -44,15 +43,36 @@ _DONE = b"data: [DONE]\n\n"
 #: chat bodies whose parse and checks are remembered (the most recent), and the largest so kept
 MEMO_BODIES = 1024
 MEMO_MAX_BODY = 16 * 1024
+#: deepest nesting of arrays and objects a body may have (orjson, which writes cache keys and
+#: forwards bodies upstream, refuses to serialise past 254 levels)
+MAX_DEPTH = 64
 
 
 def _parse(body: bytes) -> Any:
     if not body:
         raise InvalidRequest("the request body is empty; send a JSON object")
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    # Fewer brackets than the limit cannot nest deeper than it: most bodies skip the walk.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth_over(data, MAX_DEPTH):
+        raise InvalidRequest(f"the request body nests arrays and objects more than {MAX_DEPTH} levels deep")
+    return data
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and dicts more than ``limit`` levels deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _result_headers(result: Result) -> list[tuple[bytes, bytes]]:
@@ -96,7 +116,10 @@ class GatewayApp:
                     return await self._error(
                         send, InvalidRequest(f"method {scope['method']} is not allowed here"), 405
                     )
-                return await handler(scope, receive, send)
+                try:
+                    return await handler(scope, receive, send)
+                except Exception:  # noqa: BLE001 - logged with its traceback by _internal_error
+                    return await self._internal_error(scope, send)
             if scope["path"].startswith("/admin"):
                 return await self.admin(scope, receive, send)
             return await self._error(send, InvalidRequest(f"no route {scope['path']}", code="not_found"), 404)
@@ -104,24 +127,16 @@ class GatewayApp:
             return await self._lifespan(receive, send)
         return None
 
-    async def _guarded(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run a route; a bug becomes a logged traceback and an OpenAI-style 500, never a stack trace out."""
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
+    async def _internal_error(self, scope: Scope, send: Send) -> None:
+        """A bug in a route: a logged traceback and an OpenAI-style 500, never a stack trace out. (Every
+        route's errors pass here; there is no wrapper per request, only this ``except``.)"""
+        log.exception("unexpected error on %s %s", scope["method"], scope["path"])
         try:
-            await handler(scope, receive, tracked)
-        except Exception:
-            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            if started:
-                raise  # the response is under way: the server closes the connection
             await self._error(
                 send, SophiaError("internal error in the gateway; the server log has the details")
             )
+        except Exception:  # noqa: BLE001 - the response had started: the server closes the connection
+            log.debug("could not send the error response (the response had started)")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -162,8 +177,8 @@ class GatewayApp:
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()
         try:
+            key = await self._authenticate(scope)  # before the body: a stranger's body is never read
             body = await read_body(scope, receive, self.max_body)
-            key = await self._authenticate(scope)
             data, params = self._chat_body(body)
             if params.stream:
                 return await self._stream(receive, send, data, key, params, request_id)
@@ -242,8 +257,8 @@ class GatewayApp:
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()
         try:
-            body = await read_body(scope, receive, self.max_body)
             key = await self._authenticate(scope)
+            body = await read_body(scope, receive, self.max_body)
             data = _parse(body)
             async with DisconnectGuard(receive) as guard:
                 result = await self.gateway.embed(data, key, request_id=request_id)

@@ -3,6 +3,12 @@
 A ``Ticket`` follows one admitted call from admission to its ledger row; ``Booking`` is the one
 place that turns a finished, failed or cached call into ``accounts`` updates and cache stores. The
 engine and a stream in progress (``StreamCall``) both book through it.
+
+What a call consumed is booked even when it did not finish: a stream the client hung up on (or that
+failed mid-way) books its prompt and the completion tokens counted from what was streamed, and a
+non-streamed call cancelled while a model worked on it books its prompt. Where the provider's own
+usage never arrived, the tokens are estimated (``sophia.providers.tokens``) and the ledger row says so
+(``estimated``). Every budget hold a call took is released with its real (or estimated) cost.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from dataclasses import dataclass, field
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
-from sophia.accounts import Accounts, KeyRecord, UsageRecord
+from sophia.accounts import Accounts, Hold, KeyRecord, UsageRecord
 from sophia.errors import SophiaError
+from sophia.providers import tokens
 from sophia.providers.base import ModelInfo, Usage
 
 if TYPE_CHECKING:
@@ -41,6 +48,9 @@ class Ticket:
     why: str = ""  # the auto router's explanation, when it chose
     cache: CacheContext | None = None  # the request's cache keys, when the cache applies
     cache_entry: str | None = None  # the entry that answered, on a hit
+    body: dict[str, Any] | None = None  # the request, for estimating what an unfinished call used
+    hold: Hold | None = None  # money reserved against the key's budgets, until the call is booked
+    calling: ModelInfo | None = None  # the model being called right now (a cancelled call books it)
 
     def route(self) -> str:
         """``x-sophia-route``: the router's reason (if any), then every attempt as ``model=outcome``."""
@@ -54,13 +64,28 @@ class Booking:
     def __init__(self, accounts: Accounts, cache: ResponseCache | None) -> None:
         self.accounts = accounts
         self.cache = cache
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def settle(self, ticket: Ticket, info: ModelInfo, usage: Usage) -> float:
         """A successful model call: its cost, counted against the key's limits and booked; returns it."""
         cost = info.cost(usage.prompt_tokens, usage.completion_tokens)
-        await self.accounts.commit(ticket.key, usage.total_tokens, cost)
+        hold, ticket.hold = ticket.hold, None
+        await self.accounts.commit(ticket.key, usage.total_tokens, cost, hold=hold)
         self.record(ticket, info, usage, cost, "ok", None, 200, None)
         return cost
+
+    def consumed(self, ticket: Ticket, usage: Usage, events: list[bytes] | None) -> tuple[Usage, bool]:
+        """What a stream used: the provider's usage, with whatever it did not report estimated from the
+        request and the events streamed (``events`` None: nothing to count). (usage, estimated)."""
+        prompt, completion = usage.prompt_tokens, usage.completion_tokens
+        estimated = False
+        if completion == 0 and events:
+            completion = tokens.streamed_tokens(events)
+            estimated = completion > 0
+        if prompt == 0 and ticket.body is not None and (completion > 0 or events is not None):
+            prompt = tokens.prompt_tokens(ticket.body)
+            estimated = True
+        return (Usage(prompt, completion), True) if estimated else (usage, False)
 
     async def finish_stream(
         self,
@@ -71,30 +96,75 @@ class Booking:
         error: BaseException | None,
         cache: str,
         saved_usd: float,
+        events: list[bytes] | None = None,
     ) -> float:
-        """A stream that ended (``error`` None), was cancelled or failed: count and book what it used."""
+        """A stream that ended (``error`` None), was cancelled or failed: count and book what it used.
+        ``events``: what was streamed from a model (None for a cached answer, which costs nothing)."""
+        estimated = False
+        if cache == "miss":
+            usage, estimated = self.consumed(ticket, usage, events)
         cost = info.cost(usage.prompt_tokens, usage.completion_tokens)
-        await self.accounts.commit(ticket.key, usage.total_tokens, cost)
+        hold, ticket.hold = ticket.hold, None
+        await self.accounts.commit(ticket.key, usage.total_tokens, cost, hold=hold)
         if error is None:
-            self.record(ticket, info, usage, cost, "ok", None, 200, ttft_ms, cache, saved_usd)
+            self.record(ticket, info, usage, cost, "ok", None, 200, ttft_ms, cache, saved_usd, estimated)
         elif isinstance(error, asyncio.CancelledError | ConnectionError):
-            self.record(ticket, info, usage, cost, "cancelled", type(error).__name__, 499, ttft_ms)
+            self.record(
+                ticket,
+                info,
+                usage,
+                cost,
+                "cancelled",
+                type(error).__name__,
+                499,
+                ttft_ms,
+                estimated=estimated,
+            )
         else:
-            self.record(ticket, info, usage, cost, "error", type(error).__name__, 200, ttft_ms)
+            self.record(
+                ticket, info, usage, cost, "error", type(error).__name__, 200, ttft_ms, estimated=estimated
+            )
         return cost
 
     def failure(self, ticket: Ticket, exc: BaseException) -> None:
-        """A call that never produced an answer."""
+        """A call that never produced an answer. Cancelled while a model was working on it, it books the
+        prompt that model read (estimated). Its budget hold is released off the caller's path."""
+        info, usage, cost, estimated = None, Usage(), 0.0, False
         if isinstance(exc, asyncio.CancelledError):
-            self.record(ticket, None, Usage(), 0.0, "cancelled", "CancelledError", 499, None)
+            if ticket.calling is not None and ticket.body is not None:
+                info = ticket.calling
+                usage = Usage(tokens.prompt_tokens(ticket.body), 0)
+                cost, estimated = info.cost(usage.prompt_tokens, 0), True
+            self.record(
+                ticket, info, usage, cost, "cancelled", "CancelledError", 499, None, estimated=estimated
+            )
         elif isinstance(exc, SophiaError):
             from sophia.gateway.errors import status_and_type
 
             status = status_and_type(exc)[0]
-            self.record(ticket, None, Usage(), 0.0, "error", type(exc).__name__, status, None)
+            self.record(ticket, None, usage, 0.0, "error", type(exc).__name__, status, None)
         else:
             log.error("unexpected %s in %s call %s", type(exc).__name__, ticket.endpoint, ticket.request_id)
-            self.record(ticket, None, Usage(), 0.0, "error", type(exc).__name__, 500, None)
+            self.record(ticket, None, usage, 0.0, "error", type(exc).__name__, 500, None)
+        hold, ticket.hold = ticket.hold, None
+        if ticket.key is not None and (hold is not None or (cost > 0 and ticket.key.limited)):
+            self._later(self.accounts.commit(ticket.key, usage.total_tokens, cost, hold=hold))
+
+    def _later(self, work: Any) -> None:
+        """Run an accounts update in the background (the caller is failing or cancelled); kept until done."""
+        task = asyncio.ensure_future(work)
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not book a failed call's usage: %s", task.exception())
+
+    async def drain(self) -> None:
+        """Wait for the background bookings (at shutdown)."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     def keep(
         self,
@@ -123,6 +193,7 @@ class Booking:
         ttft_ms: float | None,
         cache: str = "miss",
         saved_usd: float = 0.0,
+        estimated: bool = False,
     ) -> None:
         key = ticket.key
         self.accounts.record(
@@ -150,5 +221,6 @@ class Booking:
                 task_type=ticket.task_type,
                 metadata=ticket.metadata,
                 cache_entry=ticket.cache_entry if cache in ("exact", "semantic") else None,
+                estimated=estimated,
             )
         )

@@ -17,6 +17,7 @@ import gc
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +25,7 @@ from sophia.accounts import Accounts, KeyRecord, new_request_id
 from sophia.errors import (
     AllProvidersFailed,
     CircuitOpen,
+    InvalidRequest,
     ProviderError,
     ProviderHTTPError,
     ProviderTimeout,
@@ -37,6 +39,7 @@ from sophia.gateway.errors import PASS_THROUGH_STATUSES
 from sophia.gateway.stream import StreamCall
 from sophia.gateway.validate import ChatParams, chat_params, embedding_params, upstream_body
 from sophia.httpclient import HTTPClient
+from sophia.providers import tokens
 from sophia.providers.base import EMBEDDINGS, Adapter, CallOptions, ChunkStream, ModelInfo, Usage
 from sophia.providers.catalog import Catalog, Route
 from sophia.settings import Settings
@@ -106,6 +109,8 @@ class Gateway:
         gc.freeze()
 
     async def close(self) -> None:
+        if self._booking is not None:
+            await self._booking.drain()  # failed calls' bookings still on their way
         if self.cache is not None:
             await self.cache.drain()  # the answers kept just before closing reach the store
         if self.cache is not None and self._owns_cache:
@@ -132,6 +137,36 @@ class Gateway:
         route, ticket.why = await self.auto.route(body, key, ticket.metadata, shared)
         if ctx is not None and shared is not None and ctx.embedding is None:
             ctx.embedding = shared.vector  # the router's vector serves the cache's store
+        return route
+
+    async def _hold(self, ticket: Ticket, route: Route, body: dict[str, Any], memo: dict[Any, Any]) -> Route:
+        """The route without the models whose context cannot hold the prompt (``InvalidRequest`` with
+        code ``context_length_exceeded`` when none can: refused before any model sees it), after the
+        call's worst-case cost (the prompt, plus ``max_tokens`` or the model's cap, on the dearest model
+        of the chain) is held against the key's budgets."""
+        floor = memo.get("floor")
+        if floor is None:
+            floor = memo["floor"] = tokens.tokens_at_least(body)
+        chain = route.chain
+        if any(floor > m.context_window > 0 for m in chain):
+            fits = tuple(m for m in chain if not floor > m.context_window > 0)
+            if not fits:
+                largest = max(m.context_window for m in chain)
+                raise InvalidRequest(
+                    f"This request's messages hold at least {floor:,} tokens, more than the "
+                    f"{largest:,}-token context of any model that {route.requested!r} can use. "
+                    "Please reduce the length of the messages.",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
+            route = replace(route, chain=fits)
+        key = ticket.key
+        if key is not None and (key.budget_daily_usd is not None or key.budget_monthly_usd is not None):
+            prompt = tokens.prompt_tokens(body)
+            worst = max(
+                m.cost(prompt, tokens.output_cap(body, m.context_window, prompt)) for m in route.chain
+            )
+            ticket.hold = await self.accounts.reserve(key, worst)
         return route
 
     # -- cache ----------------------------------------------------------------------------------
@@ -195,13 +230,14 @@ class Gateway:
         ticket = Ticket(
             request_id or new_request_id(), key, "chat", params.model, params.task_type, params.metadata
         )
+        ticket.body = body
         upstream = upstream_body(body)
         try:
             await self.accounts.admit(key, params.model)
             cached = await self._lookup(ticket, body, params)
             if cached is not None:
                 return self._hit(ticket, *cached)
-            route = await self._resolve(ticket, body, key)
+            route = await self._hold(ticket, await self._resolve(ticket, body, key), body, params.memo)
             completion, info = await self._run(
                 route, ticket, lambda adapter, model, opts: adapter.chat(model, upstream, opts)
             )
@@ -219,6 +255,9 @@ class Gateway:
         try:
             await self.accounts.admit(key, model)
             route = self.catalog.resolve(model, EMBEDDINGS)
+            if key is not None and (key.budget_daily_usd is not None or key.budget_monthly_usd is not None):
+                used = tokens.input_tokens(body.get("input"))
+                ticket.hold = await self.accounts.reserve(key, max(m.cost(used, 0) for m in route.chain))
             completion, info = await self._run(
                 route, ticket, lambda adapter, m, opts: adapter.embed(m, upstream, opts)
             )
@@ -240,6 +279,7 @@ class Gateway:
         ticket = Ticket(
             request_id or new_request_id(), key, "chat", params.model, params.task_type, params.metadata
         )
+        ticket.body = body
         upstream = upstream_body(body)
         include_usage = params.include_usage
 
@@ -274,7 +314,7 @@ class Gateway:
                 call = StreamCall(self.booking, ticket, info, replay, await anext(replay))
                 call.cache, call.saved_usd = hit.kind, hit.cost_usd
                 return call
-            route = await self._resolve(ticket, body, key)
+            route = await self._hold(ticket, await self._resolve(ticket, body, key), body, params.memo)
             (stream, first), info = await self._run(route, ticket, open_one)
         except BaseException as exc:
             self.booking.failure(ticket, exc)
@@ -349,9 +389,11 @@ class Gateway:
             adapter = self.catalog.adapter(info)
             for attempt in range(rel.retries + 1):
                 started = perf_counter()
+                ticket.calling = info
                 try:
                     result = await call(adapter, info, options)
                 except ProviderError as exc:
+                    ticket.calling = None
                     if isinstance(exc, ProviderHTTPError) and exc.status in PASS_THROUGH_STATUSES:
                         breaker.release()  # the provider is up; the request itself was refused
                         ticket.trail.append(f"{info.id}={exc.status}")
@@ -369,6 +411,7 @@ class Gateway:
                     breaker.release()
                     raise
                 else:
+                    ticket.calling = None
                     breaker.success((perf_counter() - started) * 1000)
                     ticket.trail.append(f"{info.id}=ok")
                     return result, info

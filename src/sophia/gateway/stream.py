@@ -29,6 +29,8 @@ class StreamCall:
         self._finished = False
         self._collector: StreamCollector | None = None
         self._request: dict[str, Any] | None = None
+        # What was streamed, kept only to count it if the provider's usage never arrives.
+        self._events: list[bytes] | None = [first] if first else []
 
     def collect(self, request: dict[str, Any]) -> None:
         """Rebuild the answer from the events as they pass, to cache it when the stream completes."""
@@ -47,6 +49,8 @@ class StreamCall:
         event = await self._stream.__anext__()
         if self._collector is not None:
             self._collector.feed(event)
+        if self._events is not None:
+            self._events.append(event)
         return event
 
     async def finish(self, error: BaseException | None = None) -> None:
@@ -56,8 +60,9 @@ class StreamCall:
         self._finished = True
         await self._stream.aclose()
         usage = self._stream.usage
+        events, self._events = self._events, None
         cost = await self.booking.finish_stream(
-            self.ticket, self.model, usage, self.ttft_ms, error, self.cache, self.saved_usd
+            self.ticket, self.model, usage, self.ttft_ms, error, self.cache, self.saved_usd, events
         )
         if error is None and self._collector is not None and self._request is not None:
             answer = self._collector.completion()

@@ -70,7 +70,7 @@ def _check_message(i: int, msg: Any) -> None:
     if not isinstance(msg, dict):
         raise _fail(f"'messages[{i}]' must be an object with 'role' and 'content'", f"messages[{i}]")
     role = msg.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise _fail(
             f"'messages[{i}].role' must be one of {', '.join(sorted(ROLES))}, not {role!r}",
             f"messages[{i}].role",

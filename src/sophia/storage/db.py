@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sqlite3
 import time
@@ -69,6 +70,13 @@ class Database(ABC):
     async def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
         """Add each ``name: SQL type`` column that ``table`` lacks (a schema grown since the table was
         made); safe to race with another process doing the same. Names come from code, never users."""
+
+    @abstractmethod
+    async def transaction(self, steps: Sequence[tuple[str, Params]], *, lock: str | None = None) -> list[int]:
+        """Run statements in one transaction, serialised with every other writer of ``lock`` (in any
+        process); returns each statement's changed-row count. SQLite takes its write lock up front
+        (``BEGIN IMMEDIATE``), which serialises all writers; PostgreSQL takes a transaction-scoped
+        advisory lock on ``lock`` first, so each statement reads what the previous holder committed."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -154,6 +162,22 @@ def _switch_to_wal(conn: sqlite3.Connection) -> None:
         delay = min(delay * 2, 0.1)
 
 
+def _private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (0600; it holds prompts, answers and the
+    ledger), or take group and other access away from one that has it. SQLite gives its -wal and -shm
+    files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            stat = part.stat()
+            if stat.st_mode & 0o077 and stat.st_uid == os.getuid():
+                part.chmod(stat.st_mode & 0o700)
+        except FileNotFoundError:
+            continue
+
+
 class SQLiteDatabase(Database):
     dialect: Literal["sqlite", "postgresql"] = "sqlite"
 
@@ -175,8 +199,8 @@ class SQLiteDatabase(Database):
         return db
 
     def _connect(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            _private_file(Path(self.path))
         conn = sqlite3.connect(
             self.path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
         )
@@ -251,6 +275,18 @@ class SQLiteDatabase(Database):
                 conn.execute(statement).close()
 
         await self._run(self._in_transaction, work)
+
+    async def transaction(self, steps: Sequence[tuple[str, Params]], *, lock: str | None = None) -> list[int]:
+        counts: list[int] = []
+
+        def work(conn: sqlite3.Connection) -> None:
+            for sql, params in steps:
+                cur = conn.execute(sql, params)
+                counts.append(cur.rowcount)
+                cur.close()
+
+        await self._run(self._in_transaction, work)
+        return counts
 
     async def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -370,6 +406,18 @@ class PostgresDatabase(Database):
                     await conn.execute(statement)
 
         await self._call("migration", statements[0] if statements else "", work)
+
+    async def transaction(self, steps: Sequence[tuple[str, Params]], *, lock: str | None = None) -> list[int]:
+        async def work(conn: Any) -> list[int]:
+            async with conn.transaction():
+                if lock is not None:
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", lock)
+                return [
+                    _rowcount(await conn.execute(to_dollar_params(sql), *params)) for sql, params in steps
+                ]
+
+        counts: list[int] = await self._call("transaction", steps[0][0] if steps else "", work)
+        return counts
 
     async def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
         await self.migrate(
