@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -300,3 +301,74 @@ async def test_open_limiter_picks_redis_when_configured(ledger: Ledger) -> None:
     await shared.close()
     with pytest.raises(StorageError):
         await open_limiter("redis://127.0.0.1:1/0", ledger.spend)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def shared_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
+    if request.param == "postgresql":
+        async with postgres_schema() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'leases.db'}"
+
+
+class CountingDatabase:
+    """Counts the transactions a real database runs (the budget's round trips)."""
+
+    def __init__(self, inner: Database) -> None:
+        self.inner, self.transactions = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def transaction(self, steps: Any, *, lock: str | None = None) -> list[int]:
+        self.transactions += 1
+        return await self.inner.transaction(steps, lock=lock)
+
+
+async def test_a_lease_keeps_the_database_off_the_hot_path(shared_url: str, ledger: Ledger) -> None:
+    db = CountingDatabase(await open_database(shared_url))
+    limiter = MemoryLimiter(await DatabaseBudgets.open(db, ledger.spend))  # type: ignore[arg-type]
+    k = key(budget_daily_usd=100.0)
+    now = time.time()
+    try:
+        for _ in range(200):
+            hold = await limiter.reserve(k, 0.01, now)
+            await limiter.commit(k, 10, 0.001, now, hold)
+        assert db.transactions <= 10  # a seed and a few renewals, not 400 round trips
+        await asyncio.sleep(0.6)  # a flush: the settled costs reach the shared spend
+        row = await db.fetchone("SELECT nanos FROM sophia_spend WHERE key_id = ?", [k.id])
+        assert row is not None and row["nanos"] == pytest.approx(200 * 1_000_000, abs=2)
+    finally:
+        await limiter.close()
+        await db.inner.close()
+
+
+async def test_an_idle_lease_gives_its_room_back_to_other_processes(
+    shared_url: str, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sophia.accounts import budgets as budgets_module
+
+    monkeypatch.setattr(budgets_module, "IDLE_SECONDS", 0.2)
+    one_db, two_db = await open_database(shared_url), await open_database(shared_url)
+    one = MemoryLimiter(await DatabaseBudgets.open(one_db, ledger.spend))
+    two = MemoryLimiter(await DatabaseBudgets.open(two_db, ledger.spend))
+    k = key(budget_daily_usd=1.0)
+    now = time.time()
+    held = "SELECT COALESCE(SUM(nanos), 0) AS n FROM sophia_holds WHERE key_id = ?"
+    try:
+        hold = await one.reserve(k, 0.1, now)  # leases 0.1 plus headroom: a quarter of the room left
+        await one.commit(k, 10, 0.1, now, hold)
+        assert (await two_db.fetchone(held, [k.id])) == {"n": 325_000_000}  # 0.1 + (1.0 - 0.1) / 4
+        await asyncio.sleep(1.0)  # one is idle: its lease shrinks to its calls in flight (none)
+        assert (await two_db.fetchone(held, [k.id])) == {"n": 0}
+        spent = await two_db.fetchone("SELECT nanos FROM sophia_spend WHERE key_id = ?", [k.id])
+        assert spent == {"nanos": 100_000_000}
+        hold = await two.reserve(k, 0.85, now)  # 0.1 spent: the rest is two's to lease
+        assert hold is not None and hold.leased
+        await two.commit(k, 10, 0.85, now, hold)
+    finally:
+        await one.close()
+        await two.close()
+        await one_db.close()
+        await two_db.close()

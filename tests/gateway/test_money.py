@@ -17,6 +17,7 @@ from fakes.upstream import USAGE, FakeUpstream
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
 from sophia.providers import tokens
+from sophia.storage import open_database
 
 #: USD per million tokens: the fake upstream's 10 prompt + 5 completion tokens cost $0.02 a call
 PRICE = {"input_price": 1000.0, "output_price": 2000.0, "context_window": 8192}
@@ -159,7 +160,8 @@ async def test_concurrent_calls_overshoot_a_budget_by_at_most_one_call(
 
 async def test_failed_calls_release_their_holds(upstream: FakeUpstream) -> None:
     """A call that fails upstream costs nothing and keeps nothing held: the budget is whole again."""
-    gw = Gateway(priced_settings(upstream))
+    settings = priced_settings(upstream)
+    gw = Gateway(settings)
     await gw.start()
     try:
         secret, key = await gw.accounts.keys.create(name="fails", budget_daily_usd=0.05)
@@ -170,10 +172,17 @@ async def test_failed_calls_release_their_holds(upstream: FakeUpstream) -> None:
             for _ in range(5):
                 failed = await http.post("/v1/chat/completions", json=chat("vllm/status-503"))
                 assert failed.status_code in (502, 503)  # the provider's failure, then its open circuit
-        await gw.booking.drain()
-        held = await gw.accounts.db.fetchone(
-            "SELECT COUNT(*) AS n FROM sophia_holds WHERE key_id = ?", [key.id]
-        )
-        assert held is not None and held["n"] == 0
     finally:
-        await gw.close()
+        await gw.close()  # gives back what its lease held beyond calls in flight
+    db = await open_database(settings.database_url)
+    try:
+        held = await db.fetchone(
+            "SELECT COALESCE(SUM(nanos), 0) AS n FROM sophia_holds WHERE key_id = ?", [key.id]
+        )
+        spent = await db.fetchone(
+            "SELECT COALESCE(SUM(nanos), 0) AS n FROM sophia_spend WHERE key_id = ?", [key.id]
+        )
+    finally:
+        await db.close()
+    assert held is not None and held["n"] == 0
+    assert spent is not None and spent["n"] == 0

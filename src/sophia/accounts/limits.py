@@ -43,12 +43,15 @@ class Hold:
     id: str
     key_id: str
     nanos: int
+    leased: bool = False  # taken from this process's lease (settled in memory), not a row of its own
 
 
 class Budgets(Protocol):
     async def reserve(self, key: KeyRecord, usd: float, now: float) -> Hold | None: ...
 
     async def settle(self, key: KeyRecord, hold: Hold | None, cost_usd: float, now: float) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Limiter(Protocol):
@@ -196,3 +199,4 @@ class MemoryLimiter:
 
     async def close(self) -> None:
         self._usage.clear()
+        await self.budgets.close()
