@@ -112,7 +112,7 @@ async def test_a_prompt_no_model_can_hold_is_refused_before_any_model_sees_it(
 async def test_a_chain_skips_the_models_too_small_for_the_prompt(
     http: httpx.AsyncClient, upstream: FakeUpstream
 ) -> None:
-    resp = await http.post("/v1/chat/completions", json=chat("test/tiny-first", "word " * 2_000))
+    resp = await http.post("/v1/chat/completions", json=chat("test/tiny-first", "word " * 20_000))
     assert resp.status_code == 200
     assert resp.headers["x-sophia-model"] == "ollama/ok"
     assert upstream.calls["tiny"] == 0

@@ -363,7 +363,7 @@ async def test_a_stream_dropped_without_aclose_still_stops(llm: LocalAdapter) ->
 async def test_a_timeout_stops_generation_and_is_a_provider_timeout(llm: LocalAdapter) -> None:
     with pytest.raises(ProviderTimeout):
         await llm.chat(
-            CHAT_MODEL, chat_body(STORY, max_tokens=500), CallOptions(timeout=0.3, first_byte_timeout=30)
+            CHAT_MODEL, chat_body(STORY, max_tokens=200), CallOptions(timeout=0.3, first_byte_timeout=30)
         )
     answer = await complete(llm, max_tokens=1)  # and the model is free again
     assert answer.usage is not None and answer.usage.completion_tokens == 1
@@ -397,15 +397,30 @@ async def test_a_prompt_longer_than_the_context_window_is_an_invalid_request(llm
     with pytest.raises(InvalidRequest) as err:
         await llm.chat(CHAT_MODEL, chat_body(messages), OPTIONS)
     assert err.value.code == "context_length_exceeded" and err.value.param == "messages"
-    assert "256" in err.value.message
+    assert err.value.message.startswith("This model's maximum context length is 256 tokens.")
     with pytest.raises(InvalidRequest):
         await llm.chat_stream(CHAT_MODEL, chat_body(messages), OPTIONS)
 
 
 @pytest.mark.local_model
-async def test_max_tokens_beyond_the_window_is_cut_to_what_fits(llm: LocalAdapter) -> None:
+async def test_without_max_tokens_the_answer_is_cut_to_what_fits(llm: LocalAdapter) -> None:
     messages = [{"role": "user", "content": "hello " * 200}]
-    answer = await complete(llm, messages=messages, max_tokens=5000)
+    answer = await complete(llm, messages=messages)  # local.default_max_tokens (256) would not fit
     assert answer.usage is not None
     assert answer.usage.prompt_tokens + answer.usage.completion_tokens == 256
     assert answer.choices[0].finish_reason == "length"
+
+
+@pytest.mark.local_model
+async def test_max_tokens_beyond_the_window_is_refused_as_openai_does(llm: LocalAdapter) -> None:
+    messages = [{"role": "user", "content": "hello " * 200}]
+    with pytest.raises(InvalidRequest) as err:
+        await complete(llm, messages=messages, max_tokens=100)
+    assert err.value.code == "context_length_exceeded"
+    prompt = (await complete(llm, messages=messages, max_tokens=1)).usage
+    assert prompt is not None
+    assert err.value.message == (
+        "This model's maximum context length is 256 tokens. However, you requested "
+        f"{prompt.prompt_tokens + 100} tokens ({prompt.prompt_tokens} in the messages, 100 in the "
+        "completion). Please reduce the length of the messages or completion."
+    )

@@ -29,6 +29,7 @@ from sophia.errors import (
     ProviderError,
     ProviderHTTPError,
     ProviderTimeout,
+    RateLimited,
 )
 from sophia.gateway.api import ChatAnswer, Embeddings, Message, Result
 from sophia.gateway.auto import AutoRouter, Embedded, ordered
@@ -375,6 +376,7 @@ class Gateway:
         budget = (alias.first_byte_timeout if alias else None) or rel.first_byte_timeout
         timeout = (alias.timeout if alias else None) or rel.timeout
         failures: list[ProviderError] = []
+        declined: RateLimited | InvalidRequest | None = None
         last = len(route.chain) - 1
         for position, info in enumerate(route.chain):
             breaker = self.breakers.get(info.id)
@@ -385,7 +387,11 @@ class Gateway:
                 ticket.trail.append(f"{info.id}=circuit_open")
                 continue
             # The latency budget only makes sense when there is a next model to fall back to.
-            options = CallOptions(timeout=timeout, first_byte_timeout=budget if position < last else timeout)
+            options = CallOptions(
+                timeout=timeout,
+                first_byte_timeout=budget if position < last else timeout,
+                caller=ticket.key.id if ticket.key is not None else None,
+            )
             adapter = self.catalog.adapter(info)
             for attempt in range(rel.retries + 1):
                 started = perf_counter()
@@ -407,6 +413,17 @@ class Gateway:
                     await asyncio.sleep(delay)
                     if not breaker.allow():
                         break
+                except (RateLimited, InvalidRequest) as exc:
+                    # A model that declines this call (a busy local queue, a prompt longer than its
+                    # context) is up: its breaker is untouched, and the next model may take the call.
+                    ticket.calling = None
+                    breaker.release()
+                    declines = isinstance(exc, RateLimited) or exc.code == "context_length_exceeded"
+                    if not declines or position == last:
+                        raise
+                    declined = exc
+                    ticket.trail.append(f"{info.id}={exc.code}")
+                    break
                 except BaseException:
                     breaker.release()
                     raise
@@ -415,6 +432,8 @@ class Gateway:
                     breaker.success((perf_counter() - started) * 1000)
                     ticket.trail.append(f"{info.id}=ok")
                     return result, info
+        if declined is not None and not failures:
+            raise declined  # every other model was out of reach: the decline is the answer
         tried = ", ".join(ticket.trail)
         raise AllProvidersFailed(f"no model could serve {route.requested!r} ({tried})", failures)
 

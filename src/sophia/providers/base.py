@@ -130,6 +130,7 @@ class CallOptions:
     timeout: float = 60.0  # total seconds for the attempt (a stream: for each gap between events)
     first_byte_timeout: float = 2.0  # seconds to the response head (a stream: to its first event)
     include_usage: bool = True  # stream: emit a final usage chunk
+    caller: str | None = None  # who is calling (the API key's id): adapters that queue calls take turns by it
 
 
 class Adapter(ABC):
@@ -154,6 +155,11 @@ class Adapter(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what ``start`` acquired."""
+
+    def model_infos(self) -> list[ModelInfo]:
+        """The vendor's models as this adapter serves them (the catalogue's source); an adapter that
+        knows better than the vendor's table overrides it (the local one: the context it loaded)."""
+        return self.vendor.model_infos()
 
     @abstractmethod
     async def chat(self, model: ModelInfo, request: JSON, options: CallOptions) -> Completion: ...

@@ -51,8 +51,9 @@ class Catalog:
         for vendor in self.registry.vendors.values():
             config = settings.providers.get(vendor.name, ProviderSettings())
             if self._enabled(vendor, config):
-                self.adapters[vendor.name] = self.registry.adapter_for(vendor)(vendor, config, settings)
-                for info in vendor.model_infos():
+                adapter = self.registry.adapter_for(vendor)(vendor, config, settings)
+                self.adapters[vendor.name] = adapter
+                for info in adapter.model_infos():
                     self._add(info)
         for model_id, override in settings.models.items():
             self._apply_override(model_id, override)

@@ -6,6 +6,7 @@ Free and always enabled (``providers.local.enabled: false`` turns it off). The a
 """
 
 from sophia.providers.base import CHAT, EMBEDDINGS, JSON_MODE, Vendor, model
+from sophia.settings import LocalSettings
 
 CHAT_MODEL = "smollm2-135m-instruct"
 EMBEDDING_MODEL = "all-minilm-l6-v2"
@@ -19,7 +20,9 @@ VENDOR = Vendor(
     default_enabled=True,
     default_model=CHAT_MODEL,
     models=(
-        model(CHAT_MODEL, 0.0, 0.0, 8_192, CHAT, JSON_MODE),
+        # the context is the one the model is loaded with (``local.context_window``): the adapter's
+        # model_infos() puts it here; SmolLM2 itself was trained on 8,192 tokens
+        model(CHAT_MODEL, 0.0, 0.0, LocalSettings.model_fields["context_window"].default, CHAT, JSON_MODE),
         model(EMBEDDING_MODEL, 0.0, 0.0, 256, EMBEDDINGS),
     ),
 )

@@ -3,9 +3,11 @@
 Used before a call (a budget's worst case, refusing a prompt no model in the chain can hold) and after
 a stream that ended before its provider reported usage (a hang-up, a failure mid-stream), where the
 ledger books the estimate marked as such. BPE tokenizers of the OpenAI, Llama and Claude families
-average about four bytes of UTF-8 per token on English and code; ``LOWER_BOUND_BYTES`` bytes per
-token is an upper bound on what one token can carry in practice, so ``tokens_at_least`` never
-refuses a prompt that fits.
+average about four bytes of UTF-8 per token on English and code. Some tokens are much longer (runs of
+spaces or punctuation: SmolLM2 has one of 81 bytes, cl100k ones of 128), so ``tokens_at_least`` counts
+``LOWER_BOUND_BYTES`` bytes per token and one token per message: it never refuses a prompt that fits,
+and still refuses floods (many messages, megabytes of text) before any model sees them. Where a
+tokenizer is at hand (the local model) the count is exact.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import orjson
 
 #: typical UTF-8 bytes per token (the estimate); and the most one token carries (the lower bound)
 BYTES_PER_TOKEN = 4
-LOWER_BOUND_BYTES = 8
+LOWER_BOUND_BYTES = 128
 #: tokens each message adds for its role and separators; an image part, at most
 PER_MESSAGE = 4
 PER_IMAGE = 1_105  # a high-detail 1024x1024 image on OpenAI's scale; providers charge less or similar

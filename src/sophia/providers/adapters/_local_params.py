@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sophia.errors import (
     InvalidRequest,
@@ -12,9 +12,6 @@ from sophia.errors import (
 from sophia.providers.base import (
     JSON,
 )
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +32,7 @@ class ChatParams:
     """A validated chat request, in the terms the generation loop uses."""
 
     messages: list[dict[str, str]]
-    max_tokens: int
+    max_tokens: int  # as asked, else ``local.default_max_tokens``
     temperature: float
     top_p: float
     stop: tuple[str, ...]
@@ -43,6 +40,7 @@ class ChatParams:
     frequency_penalty: float
     presence_penalty: float
     response_format: JSON | None  # {"type": "json_object"} or {"type": "json_schema", "schema": {...}}
+    max_tokens_asked: bool = False  # set by the request: must fit as asked (else cut to what fits)
 
 
 def parse_chat(request: JSON, default_max_tokens: int) -> ChatParams:
@@ -70,6 +68,7 @@ def parse_chat(request: JSON, default_max_tokens: int) -> ChatParams:
         frequency_penalty=_number(request, "frequency_penalty", 0.0, -2.0, 2.0),
         presence_penalty=_number(request, "presence_penalty", 0.0, -2.0, 2.0),
         response_format=_response_format(request.get("response_format")),
+        max_tokens_asked=raw_max is not None,
     )
 
 

@@ -2,21 +2,30 @@
 onnxruntime int8, or numpy where onnxruntime is missing; the same encoder the cache and the router use).
 
 Chat runs on one ``llama_cpp.Llama`` owned by one worker thread: a llama.cpp context is not
-thread-safe, so calls queue up first-in first-out on that thread (a single-worker executor is
-the lock). The model is loaded there on first use, never at import. Tokens cross to the event
-loop through an asyncio queue (``loop.call_soon_threadsafe``); a cancel flag is read between
-tokens, so ``aclose()``, a cancelled request or a timeout stops generation within one token and
-frees the thread for the next request; ``close()`` stops every queued or running call. Token
-counts are the model's own (prompt after the chat template, generated tokens without the
-end-of-turn token). llama.cpp gets ``local.threads`` threads, by default half the cores.
-Waiting in that queue (and the first load) counts against ``first_byte_timeout``: a call has
-started when the worker has accepted it (model loaded, prompt within the context window).
+thread-safe, so calls take turns on that thread. Before a call may wait for it, it is measured with
+the model's own tokenizer (on a thread of its own): a prompt that cannot fit the context window, with
+``max_tokens`` when the request sets it, is refused at once (400 ``context_length_exceeded``; one
+far too long is refused from its size alone, before tokenizing), and message text is never read as
+a control token (``_local_prompt``). Calls that fit wait in a bounded queue that serves callers in
+turn (``CallOptions.caller``, the API key; ``_local_queue``): a caller with
+``local.max_waiting_per_key`` calls waiting, or anyone when ``local.max_waiting`` wait, is refused
+at once (429). The model is
+loaded on first use, never at import, with ``local.context_window`` tokens of context, which is what
+the catalogue reports (``LocalAdapter.model_infos``). Tokens cross to the event loop through an
+asyncio queue (``loop.call_soon_threadsafe``); a cancel flag is read between tokens, so ``aclose()``,
+a cancelled request or a timeout stops generation within one token and frees the thread for the
+next request; a cancelled call that still waits leaves the queue; ``close()`` stops every queued or
+running call. Token counts are the model's own (prompt after the chat template, generated tokens
+without the end-of-turn token). llama.cpp gets ``local.threads`` threads, by default half the cores.
+Measuring, waiting in the queue (and the first load) count against ``first_byte_timeout``: a call
+has started when the worker has accepted it.
 
-OpenAI parameters honoured: ``max_tokens`` / ``max_completion_tokens`` (cut to what fits in the
-context window), ``temperature`` (default 0.2, SmolLM2's recommendation; 0 is greedy), ``top_p``
-(default 0.9), ``stop``, ``seed``, ``frequency_penalty``, ``presence_penalty`` and
-``response_format`` (``json_object``, ``json_schema``: a llama.cpp grammar). Parameters that
-cannot be honoured (tools, ``n`` > 1, logprobs, logit_bias, non-text content) are refused.
+OpenAI parameters honoured: ``max_tokens`` / ``max_completion_tokens`` (without them
+``local.default_max_tokens``, cut to what fits in the context window), ``temperature`` (default
+0.2, SmolLM2's recommendation; 0 is greedy), ``top_p`` (default 0.9), ``stop``, ``seed``,
+``frequency_penalty``, ``presence_penalty`` and ``response_format`` (``json_object``,
+``json_schema``: a llama.cpp grammar). Parameters that cannot be honoured (tools, ``n`` > 1,
+logprobs, logit_bias, non-text content) are refused.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -72,13 +82,31 @@ class LocalAdapter(Adapter):
     async def close(self) -> None:
         await self._engine.close()
 
+    def model_infos(self) -> list[ModelInfo]:
+        """The vendor's models as served here: the chat model with the context it is loaded with."""
+        return [
+            replace(info, context_window=self._engine.context_window) if CHAT in info.capabilities else info
+            for info in self.vendor.model_infos()
+        ]
+
     async def _start(self, model: ModelInfo, request: JSON, options: CallOptions) -> _Job:
-        """Queue the call and wait for the worker to accept it (model loaded, prompt fits)."""
+        """Measure and queue the call, and wait for the worker to accept it (model loaded)."""
         if CHAT not in model.capabilities:
             raise InvalidRequest(f"model {model.id} does not serve chat completions", param="model")
-        job = self._engine.submit(parse_chat(request, self.settings.local.default_max_tokens), model)
+        params = parse_chat(request, self.settings.local.default_max_tokens)
+        budget = min(options.first_byte_timeout, options.timeout)
+        started = time.monotonic()
         try:
-            await job.get(min(options.first_byte_timeout, options.timeout))
+            async with asyncio.timeout(budget):
+                job = await self._engine.submit(params, model, options.caller)
+        except TimeoutError:
+            raise ProviderTimeout(
+                f"the local model could not take the call within {budget:g}s",
+                provider="local",
+                model=model.id,
+            ) from None
+        try:
+            await job.get(max(budget - (time.monotonic() - started), 0.0))
         except BaseException:
             job.cancel()
             raise
