@@ -18,13 +18,16 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON_CT = (b"content-type", b"application/json")
 
-#: uvicorn's options for every server Sophia runs (uvloop + httptools, no access log, no server header)
+#: uvicorn's options for every server Sophia runs (uvloop + httptools, no access log, no server header).
+#: Servers run with ``sophia.edge.uvicorn_options(settings.gateway)``: these on the bounded protocol.
 UVICORN_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
     "http": "httptools",
+    "ws": "none",  # no route speaks WebSocket: an Upgrade is never taken
     "access_log": False,
     "lifespan": "on",
     "timeout_graceful_shutdown": 5,
+    "timeout_keep_alive": 5,  # seconds an idle keep-alive connection stays open
     # Sophia reads no X-Forwarded-* headers and announces no server name: less work per request.
     "proxy_headers": False,
     "server_header": False,
@@ -48,6 +51,9 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes (``PayloadTooLarge`` beyond); ``ClientGone`` when the
+    client left. A body that stalls is cut by the server's edge (``sophia.edge``: 408 after
+    ``gateway.body_timeout``), which this sees as the client gone: no timer here."""
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"the request body is over the {limit}-byte limit")

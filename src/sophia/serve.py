@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sophia.asgi import UVICORN_OPTIONS, uvicorn_log_level
+from sophia.asgi import uvicorn_log_level
 from sophia.container import Services
 from sophia.settings import CONFIG_ENV, Settings, load_settings
 
@@ -67,6 +67,8 @@ def serve(
     servers named in ``mcp`` (each on ``mcp_ports[name]``, else ``mcp.ports``, else its own port)."""
     import uvicorn
 
+    from sophia.edge import uvicorn_options
+
     if settings._config_file is not None:
         os.environ[CONFIG_ENV] = str(settings._config_file.resolve())
     if workers > 1:
@@ -77,7 +79,7 @@ def serve(
             host=host,
             port=port,
             log_level=uvicorn_log_level(settings.log_level),
-            **UVICORN_OPTIONS,
+            **uvicorn_options(settings.gateway),
         )
         return
     import uvloop
@@ -92,6 +94,7 @@ async def serve_together(
     """Start the container and the gateway, then serve the gateway and the MCP servers until one stops."""
     import uvicorn
 
+    from sophia.edge import uvicorn_options
     from sophia.gateway.app import GatewayApp
     from sophia.gateway.service import GATEWAY
     from sophia.mcp.http import http_server
@@ -101,7 +104,11 @@ async def serve_together(
         gateway = await services.get(GATEWAY)
         app = GatewayApp(gateway, lifespan=False)  # the container starts and stops the gateway
         config = uvicorn.Config(
-            app, host=host, port=port, log_level=uvicorn_log_level(settings.log_level), **UVICORN_OPTIONS
+            app,
+            host=host,
+            port=port,
+            log_level=uvicorn_log_level(settings.log_level),
+            **uvicorn_options(settings.gateway),
         )
         servers = [uvicorn.Server(config)]
         servers += [http_server(settings, name, port=mcp_ports.get(name), services=services) for name in mcp]

@@ -194,3 +194,13 @@ def test_keys_create_refuses_absurd_limits_without_a_traceback(tmp_path: Path, a
     assert len((made.stderr + made.stdout).strip().splitlines()) <= 8  # a message, not a dump
     listed = sophia("keys", "list", "--config", str(config), "--json")
     assert json.loads(listed.stdout) == []  # nothing was created
+
+
+def test_keys_create_can_grant_unattended_destructive_mcp_calls(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", {"home": str(tmp_path / "home")})
+    made = sophia("keys", "create", "--config", str(config), "--name", "nightly-cleanup", "--mcp-unattended")
+    assert made.returncode == 0, made.stderr
+    sophia("keys", "create", "--config", str(config), "--name", "person")
+    listed = json.loads(sophia("keys", "list", "--config", str(config), "--json").stdout)
+    flags = {row["name"]: row["metadata"].get("mcp_unattended") for row in listed}
+    assert flags == {"nightly-cleanup": True, "person": None}

@@ -71,3 +71,37 @@ async def test_provider_health_shows_breakers(client: httpx.AsyncClient) -> None
     health = (await client.get("/admin/providers")).json()
     assert health["models"]["vllm/status-500"]["errors"] == 3
     assert health["models"]["ollama/ok"]["state"] == "closed"
+
+
+ADMIN_ROUTES = [
+    ("GET", "/admin/keys", "managing API keys"),
+    ("POST", "/admin/keys", "managing API keys"),
+    ("PATCH", "/admin/keys/key_x", "managing API keys"),
+    ("DELETE", "/admin/keys/key_x", "managing API keys"),
+    ("GET", "/admin/usage", "reading every team's usage"),
+    ("GET", "/admin/providers", "reading provider health"),
+    ("GET", "/admin/cache", "reading every team's cache statistics"),
+    ("POST", "/admin/cache/purge", "purging every team's cached answers"),
+    ("POST", "/admin/cache/bump", "bumping a data source's version"),
+    ("POST", "/admin/cache/reports", "reporting a false cache hit"),
+]
+
+
+async def test_every_admin_route_names_its_operation_to_a_non_admin_key(gateway: Gateway) -> None:
+    """The routes ask sophia.accounts.permissions (as the MCP tools do): 403 and which operation it was,
+    for a plain key and for one made for unattended MCP work alike (that flag is no admin right)."""
+    plain, _ = await gateway.accounts.keys.create(name="dev", team="alpha")
+    robot, _ = await gateway.accounts.keys.create(name="job", team="alpha", metadata={"mcp_unattended": True})
+    transport = httpx.ASGITransport(app=GatewayApp(gateway))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        for secret in (plain, robot):
+            for method, path, what in ADMIN_ROUTES:
+                answer = await http.request(
+                    method, path, json={}, headers={"Authorization": f"Bearer {secret}"}
+                )
+                assert answer.status_code == 403, (method, path)
+                error = answer.json()["error"]
+                assert (error["message"], error["code"]) == (
+                    f"{what} needs an admin key",
+                    "permission_denied",
+                )

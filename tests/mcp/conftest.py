@@ -31,5 +31,8 @@ async def env(upstream: FakeUpstream) -> AsyncIterator[Env]:
         allowed_tools=["ai/list_models", "ai/gen*"],
         allowed_models=["sophia/fast"],
     )
-    yield Env(settings, services, gw, upstream, admin, user, limited)
+    unattended, _ = await gw.accounts.keys.create(
+        name="nightly-clean-up", team="alpha", metadata={"mcp_unattended": True}
+    )
+    yield Env(settings, services, gw, upstream, admin, user, limited, unattended)
     await services.close()

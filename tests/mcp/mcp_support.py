@@ -36,6 +36,7 @@ class Env:
     admin: str  # secrets
     user: str
     limited: str
+    unattended: str = ""  # a key of the user's team whose metadata allows unattended destructive calls
 
 
 def ai_group() -> ToolGroup:
@@ -54,6 +55,21 @@ async def connect(
 
 def text(result: Any) -> str:
     return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+def answering(action: Any, confirm: bool = True) -> Any:
+    """An elicitation callback (the user's side of a confirmation) that answers ``action``; ``.asked``
+    holds the questions it was asked."""
+    import mcp_types as types
+
+    asked: list[str] = []
+
+    async def callback(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action=action, content={"confirm": confirm} if action == "accept" else None)
+
+    callback.asked = asked  # type: ignore[attr-defined,unused-ignore]
+    return callback
 
 
 def sophia_cli(*args: str) -> list[str]:

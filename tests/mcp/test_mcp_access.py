@@ -1,7 +1,8 @@
-"""Keys decide what a caller sees and may do: hidden tools, refused keys, model limits, report scope."""
+"""Keys decide what a caller sees and may do: hidden tools and resources, refused keys, model limits, report scope."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_support import MODES, Env, connect, text
@@ -68,3 +69,59 @@ async def test_usage_report_of_a_non_admin_key_covers_its_team_only(env: Env, mo
     assert all("team" not in row for row in out["rows"])
     chat = next(r for r in out["rows"] if r["endpoint"] == "chat")
     assert chat["requests"] == 1  # the admin's call (team ops) is not counted
+
+
+# -- resources follow the tool filter ----------------------------------------------------------------
+
+PRICES, POLICY = "sophia://ai/prices", "sophia://ai/routing-policy"
+
+
+async def key_for(env: Env, tools: list[str], models: list[str] | None = None) -> str:
+    secret, _ = await env.gateway.accounts.keys.create(
+        name="filtered", team="beta", allowed_tools=tools, allowed_models=models
+    )
+    return secret
+
+
+async def test_a_key_filtered_to_other_tools_sees_no_resource(env: Env, mode: str) -> None:
+    # The probe: a key allowed only ai/embed read the prices and the routing policy.
+    async with connect(env, await key_for(env, ["ai/embed"]), mode) as client:
+        listed = (await client.list_resources()).resources
+        with pytest.raises(MCPError) as hidden:
+            await client.read_resource(PRICES)
+        with pytest.raises(MCPError) as missing:
+            await client.read_resource("sophia://ai/nothing")
+    assert listed == []
+    # refused exactly like a resource that does not exist, and the error lists no hidden one
+    assert hidden.value.error.code == missing.value.error.code
+    assert str(hidden.value).replace(PRICES, "X") == str(missing.value).replace("sophia://ai/nothing", "X")
+    assert "known: none" in str(hidden.value)
+
+
+async def test_a_resource_is_there_for_a_key_that_may_call_one_of_its_tools(env: Env, mode: str) -> None:
+    async with connect(env, await key_for(env, ["ai/route_explain"]), mode) as client:
+        listed = [r.uri for r in (await client.list_resources()).resources]
+        policy = await client.read_resource(POLICY)
+        with pytest.raises(MCPError, match=f"known: {POLICY}$"):
+            await client.read_resource(PRICES)
+    assert listed == [POLICY]
+    assert "sophia/fast" in orjson.loads(getattr(policy.contents[0], "text", ""))["aliases"]
+
+
+async def test_resources_show_only_the_models_the_key_may_use(env: Env, mode: str) -> None:
+    async with connect(env, env.limited, mode) as client:  # ai/list_models, ai/gen*; model sophia/fast
+        listed = {r.uri for r in (await client.list_resources()).resources}
+        prices = orjson.loads(getattr((await client.read_resource(PRICES)).contents[0], "text", ""))
+        policy = orjson.loads(getattr((await client.read_resource(POLICY)).contents[0], "text", ""))
+        models = (await client.call_tool("list_models", {})).structured_content
+    assert listed == {PRICES, POLICY}
+    assert prices == models["models"] == []  # the same models list_models shows this key
+    assert list(policy["aliases"]) == [a["id"] for a in models["aliases"]] == ["sophia/fast"]
+
+
+async def test_an_unknown_key_cannot_list_or_read_resources(env: Env, mode: str) -> None:
+    async with connect(env, "sk-sophia-not-a-real-key", mode) as client:
+        with pytest.raises(MCPError, match="unknown or has been revoked"):
+            await client.list_resources()
+        with pytest.raises(MCPError, match="unknown or has been revoked"):
+            await client.read_resource(PRICES)

@@ -65,7 +65,7 @@ async def test_generate_names_the_next_step_when_the_model_is_unknown(env: Env, 
 async def test_generate_reports_provider_failure_as_tool_error(env: Env, mode: str) -> None:
     async with connect(env, env.user, mode) as client:
         result = await client.call_tool("generate", {"prompt": "x", "model": "vllm/status-503"})
-    assert result.is_error and "provider_health" in text(result)
+    assert result.is_error and "list_models shows each model's health" in text(result)
 
 
 async def test_embed_returns_vectors(env: Env, mode: str) -> None:
@@ -118,7 +118,7 @@ async def test_usage_report_groups_spend(env: Env, mode: str) -> None:
 
 
 async def test_provider_health_lists_breakers(env: Env, mode: str) -> None:
-    async with connect(env, env.user, mode) as client:
+    async with connect(env, env.admin, mode) as client:
         await client.call_tool("generate", {"prompt": "a", "model": "vllm/status-503"})
         result = await client.call_tool("provider_health", {})
         bad = await client.call_tool("provider_health", {"verbose": True})
@@ -127,6 +127,19 @@ async def test_provider_health_lists_breakers(env: Env, mode: str) -> None:
     failing = next(m for m in out["models"] if m["id"] == "vllm/status-503")
     assert failing["errors"] >= 1 and failing["error_rate"] > 0
     assert bad.is_error and "verbose: unknown argument" in text(bad)
+
+
+async def test_provider_health_is_for_admin_keys_as_on_the_admin_api(env: Env, mode: str) -> None:
+    async with connect(env, env.user, mode) as client:
+        await client.call_tool("generate", {"prompt": "a", "model": "vllm/status-503"})
+        refused = await client.call_tool("provider_health", {})
+        models = await client.call_tool("list_models", {"provider": "vllm"})
+    assert refused.is_error and refused.structured_content is None
+    assert "reading provider health needs an admin key" in text(refused)
+    assert "vllm/status-503" not in text(refused)
+    # what a non-admin key may know of health: its own models', through list_models
+    assert not models.is_error
+    assert next(m for m in models.structured_content["models"] if m["id"] == "vllm/status-503")["health"]
 
 
 async def test_resources_serve_prices_and_routing_policy(env: Env, mode: str) -> None:

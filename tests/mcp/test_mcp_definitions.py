@@ -17,7 +17,7 @@ from sophia.accounts.ledger import GROUPS, GroupBy
 from sophia.errors import ConfigError
 from sophia.mcp.context import ToolContext
 from sophia.mcp.registry import ToolRegistry, get_registry
-from sophia.mcp.tools import Confirmable, Input, Output, ToolGroup, compact_schema
+from sophia.mcp.tools import Confirmable, Input, Output, ToolGroup, ToolSet, compact_schema
 
 #: the issue's budget for one server's tools/list
 LIST_BUDGET_TOKENS = 3_000
@@ -115,6 +115,24 @@ def test_registration_checks_the_rules() -> None:
 
     with pytest.raises(ValueError, match="docstring"):
         group.add(undocumented, title="x", **flags)
+
+
+async def _read(ctx: ToolContext) -> str:
+    return "{}"
+
+
+def test_a_resource_names_the_tools_it_belongs_to() -> None:
+    """The key filter covers resources through the tools they belong to, so every resource names some."""
+    parts = ToolSet()
+    with pytest.raises(ValueError, match="name the tools it belongs to"):
+        parts.resource("sophia://t/x", name="x", title="X", description="x", tools=[])
+    with pytest.raises(ValueError, match="name the tools it belongs to"):
+        parts.resource("sophia://t/x", name="x", title="X", description="x", tools="double")
+    parts.resource("sophia://t/y", name="y", title="Y", description="y", tools=["nope"])(_read)
+    with pytest.raises(ValueError, match="belongs to unknown tool"):
+        ToolGroup("t", port=0, title="T", sets=[parts])
+    for resource in get_registry().get("ai").resources.values():
+        assert resource.tools and set(resource.tools) <= set(get_registry().get("ai").tools)
 
 
 def test_schemas_are_compact() -> None:

@@ -212,9 +212,9 @@ async def test_mcp_remote_bridges_to_the_http_server(served: Served, tmp_path: P
     )
     async with Client(params, mode="legacy", read_timeout_seconds=120) as client:
         tools = [t.name for t in (await client.list_tools()).tools]
-        health = await client.call_tool("provider_health", {})
+        usage = await client.call_tool("usage_report", {})
     assert tools == AI_TOOLS
-    assert not health.is_error
+    assert not usage.is_error and usage.structured_content["scope"] == "team qa"
 
 
 def test_stdio_refuses_port_options() -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import Any
 
-import mcp_types as types
 import pytest
-from mcp_support import MODES, Env, connect, text
+from mcp_support import MODES, Env, answering, connect, text
 
 from sophia.mcp.context import ToolContext
 from sophia.mcp.tools import Confirmable, Output, ToolGroup
@@ -81,28 +79,53 @@ async def wipe(ctx: ToolContext, args: WipeIn) -> WipeOut:
     return WipeOut(wiped=args.what)
 
 
-def answering(action: Any, confirm: bool = True) -> Any:
-    asked: list[str] = []
-
-    async def callback(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
-        asked.append(params.message)
-        return types.ElicitResult(action=action, content={"confirm": confirm} if action == "accept" else None)
-
-    callback.asked = asked  # type: ignore[attr-defined,unused-ignore]
-    return callback
-
-
 @pytest.fixture(autouse=True)
 def _clean() -> None:
     wiped.clear()
 
 
-async def test_without_elicitation_a_destructive_tool_needs_the_confirm_argument(env: Env, mode: str) -> None:
+async def test_without_elicitation_an_agents_confirm_is_not_the_users_consent(env: Env, mode: str) -> None:
+    # The probe: confirm=true let the agent say yes for the user. A key not made for unattended work
+    # is refused with or without it, and told how the user can go ahead.
     async with connect(env, env.user, mode, group=danger) as client:
-        refused = await client.call_tool("wipe", {"what": "cache"})
+        unconfirmed = await client.call_tool("wipe", {"what": "cache"})
+        agent_says_yes = await client.call_tool("wipe", {"what": "cache", "confirm": True})
+    assert wiped == []
+    for refused in (unconfirmed, agent_says_yes):
+        said = text(refused)
+        assert refused.is_error and said.startswith("Delete cache for good? Not done:")
+        assert "confirm=true from an agent is not the user's consent" in said
+        assert "elicitation" in said and "mcp_unattended: true" in said
+        assert "Ask an admin for a key that allows it" not in said  # no contradicting generic hint
+
+
+async def test_without_elicitation_a_key_made_for_unattended_work_goes_ahead_with_confirm(
+    env: Env, mode: str
+) -> None:
+    async with connect(env, env.unattended, mode, group=danger) as client:
+        unconfirmed = await client.call_tool("wipe", {"what": "cache"})
+        assert wiped == []
         done = await client.call_tool("wipe", {"what": "cache", "confirm": True})
-    assert refused.is_error and "confirm=true" in text(refused) and "Delete cache for good?" in text(refused)
+    assert unconfirmed.is_error and "call wipe again with confirm=true" in text(unconfirmed)
     assert not done.is_error and wiped == ["cache"]
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1])
+async def test_confirm_is_a_boolean_not_a_truthy_value(env: Env, mode: str, value: object) -> None:
+    async with connect(env, env.unattended, mode, group=danger) as client:
+        result = await client.call_tool("wipe", {"what": "cache", "confirm": value})
+    assert result.is_error and "Invalid arguments for wipe: confirm: Input should be a valid boolean" in text(
+        result
+    )
+    assert wiped == []
+
+
+async def test_with_elicitation_the_user_is_asked_whatever_confirm_says(env: Env, mode: str) -> None:
+    no = answering("decline")
+    async with connect(env, env.unattended, mode, group=danger, elicitation_callback=no) as client:
+        result = await client.call_tool("wipe", {"what": "index", "confirm": True})
+    assert no.asked == ["Delete index for good?"]
+    assert result.is_error and "did not confirm" in text(result) and wiped == []
 
 
 async def test_a_client_with_elicitation_is_asked(env: Env, mode: str) -> None:
@@ -128,3 +151,16 @@ async def test_tool_definitions_say_the_tool_is_destructive(env: Env, mode: str)
         (tool,) = (await client.list_tools()).tools
     assert tool.annotations is not None and tool.annotations.destructive_hint is True
     assert tool.input_schema["properties"]["confirm"]["type"] == "boolean"
+
+
+@pytest.mark.parametrize(("flag", "goes_ahead"), [(True, True), ("true", True), ("yes", False), (1, False)])
+async def test_only_a_true_unattended_flag_lets_confirm_through(
+    env: Env, mode: str, flag: object, goes_ahead: bool
+) -> None:
+    secret, _ = await env.gateway.accounts.keys.create(
+        name="job", team="alpha", metadata={"mcp_unattended": flag}
+    )
+    async with connect(env, secret, mode, group=danger) as client:
+        result = await client.call_tool("wipe", {"what": "logs", "confirm": True})
+    assert result.is_error is not goes_ahead, text(result)
+    assert wiped == (["logs"] if goes_ahead else [])

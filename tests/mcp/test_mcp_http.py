@@ -1,4 +1,5 @@
-"""Streamable HTTP on a real loopback port: Host/Origin checks, bearer keys, metadata, both protocol eras."""
+"""Streamable HTTP on a real loopback port: Host/Origin checks, bearer keys, metadata, both protocol eras;
+the OAuth discovery documents in process (httpx.ASGITransport)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+from mcp.shared.auth import OAuthMetadata, ProtectedResourceMetadata
 from mcp_support import Env, text
 
 from fakes.process import free_port
 from mcp import Client
-from sophia.mcp.http import http_server
+from sophia.mcp.http import build_http_app, http_server
 
 INIT = {
     "jsonrpc": "2.0",
@@ -129,3 +131,78 @@ async def test_a_cancelled_call_stops_its_model_call_within_a_second(env: Env, b
         while env.upstream.cancelled == 0 and asyncio.get_running_loop().time() - cancelled_at < 1.0:
             await asyncio.sleep(0.01)
         assert env.upstream.cancelled == 1, "the model call went on after the client cancelled"
+
+
+# -- discovery: what an OAuth-minded client (the MCP Inspector, the SDKs) fetches after a 401 ----------
+
+ORIGIN = "http://127.0.0.1:8091"
+
+
+@pytest.fixture
+async def asgi(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    """The MCP HTTP app in process (no lifespan: these requests never reach the session manager)."""
+    app = build_http_app(env.settings, "ai", services=env.services)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ORIGIN) as http:
+        yield http
+
+
+async def test_the_protected_resource_metadata_names_an_authorization_server(asgi: httpx.AsyncClient) -> None:
+    # The probe: the document lacked `authorization_servers`, which RFC 9728 clients and the MCP spec need.
+    for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+        got = await asgi.get(path)
+        assert got.status_code == 200
+        metadata = ProtectedResourceMetadata.model_validate_json(got.content)  # the SDK's own model
+        assert [str(s).rstrip("/") for s in metadata.authorization_servers] == [ORIGIN]
+        assert got.json()["authorization_servers"] == [ORIGIN] and got.json()["resource"] == f"{ORIGIN}/mcp"
+
+
+async def test_the_authorization_server_metadata_offers_no_oauth_flow(asgi: httpx.AsyncClient) -> None:
+    got = await asgi.get("/.well-known/oauth-authorization-server")
+    assert got.status_code == 200
+    doc = got.json()
+    OAuthMetadata.model_validate(doc)  # parses as RFC 8414 metadata for the SDK clients
+    assert doc["issuer"] == ORIGIN  # RFC 8414 §3.3: the issuer the resource metadata named
+    assert doc["response_types_supported"] == doc["grant_types_supported"] == []
+    refusals = {
+        "authorization_endpoint": "unsupported_response_type",
+        "token_endpoint": "unsupported_grant_type",
+        "registration_endpoint": "invalid_client_metadata",
+    }
+    for field, error in refusals.items():
+        assert doc[field].startswith(f"{ORIGIN}/oauth/")
+        answer = await asgi.post(doc[field].removeprefix(ORIGIN), json={"redirect_uris": ["http://x/cb"]})
+        assert answer.status_code == 400 and answer.json()["error"] == error
+        assert "API key was missing or refused" in answer.json()["error_description"]
+    assert (await asgi.post("/.well-known/oauth-authorization-server")).status_code == 405
+
+
+async def test_an_oauth_client_given_a_wrong_key_is_told_the_key_was_refused(env: Env) -> None:
+    """The SDK's OAuth client follows discovery after the 401 and ends at registration, as the Inspector
+    does: what it reports is that the key was refused (before: `Registration failed: 404 Not found`)."""
+    import httpx2
+    from mcp.client.auth import OAuthClientProvider, OAuthRegistrationError
+    from mcp.shared.auth import OAuthClientMetadata
+
+    class Memory:
+        async def get_tokens(self) -> None:
+            return None
+
+        async def set_tokens(self, tokens: object) -> None: ...
+
+        async def get_client_info(self) -> None:
+            return None
+
+        async def set_client_info(self, info: object) -> None: ...
+
+    app = build_http_app(env.settings, "ai", services=env.services)
+    oauth = OAuthClientProvider(
+        f"{ORIGIN}/mcp",
+        OAuthClientMetadata(redirect_uris=["http://127.0.0.1:9/callback"]),
+        Memory(),
+    )
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), auth=oauth) as http:
+        with pytest.raises(OAuthRegistrationError) as failed:
+            await http.post(
+                f"{ORIGIN}/mcp", json=INIT, headers={**ACCEPT, "Authorization": "Bearer sk-sophia-wrong"}
+            )
+    assert "400" in str(failed.value) and "API key was missing or refused" in str(failed.value)

@@ -56,8 +56,14 @@ async def test_failed_calls_are_booked_as_errors(
 
 
 async def test_read_only_tools_are_booked_too(env: Env) -> None:
-    async with connect(env, env.user) as client:
+    async with connect(env, env.admin) as client:
         await client.call_tool("list_models", {})
         await client.call_tool("provider_health", {})
-    booked = [(r["endpoint"], r["cache"], r["outcome"]) for r in await rows(env)]
-    assert booked == [("mcp:ai/list_models", "bypass", "ok"), ("mcp:ai/provider_health", "bypass", "ok")]
+    async with connect(env, env.user) as client:
+        await client.call_tool("provider_health", {})  # admin keys only: refused, and booked as such
+    booked = [(r["endpoint"], r["cache"], r["outcome"], r["status"]) for r in await rows(env)]
+    assert booked == [
+        ("mcp:ai/list_models", "bypass", "ok", 200),
+        ("mcp:ai/provider_health", "bypass", "ok", 200),
+        ("mcp:ai/provider_health", "bypass", "error", 403),
+    ]

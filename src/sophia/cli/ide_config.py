@@ -10,6 +10,10 @@ Claude Desktop interpolates nothing, so its entry carries a generated least-priv
 this server's tools) in ``env``; the file is then made readable by its owner only. Over HTTP it
 goes through the ``mcp-remote`` bridge, because its own connectors run in the vendor's cloud and
 cannot reach 127.0.0.1.
+
+``written_key`` finds a key written into an entry (so a re-install can reuse it) and ``sent_key``
+the key an entry passes once its references are resolved (so ``sophia ide check`` can tell a
+missing key from a working server).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ Transport = Literal["stdio", "http"]
 CLIENTS: tuple[Client, ...] = ("cursor", "claude-desktop", "vscode")
 INPUT_ID = "sophia-api-key"
 MCP_REMOTE = "mcp-remote@0.15.1"
+#: the variable the mcp-remote bridge reads its Authorization header from
+AUTH_ENV = "SOPHIA_AUTH"
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,8 @@ def entry(
     if transport == "http" and t.client == "claude-desktop":
         return {
             "command": "npx",
-            "args": ["-y", MCP_REMOTE, url, "--header", "Authorization:${SOPHIA_AUTH}"],
-            "env": {"SOPHIA_AUTH": f"Bearer {key}"},
+            "args": ["-y", MCP_REMOTE, url, "--header", f"Authorization:${{{AUTH_ENV}}}"],
+            "env": {AUTH_ENV: f"Bearer {key}"},
         }
     if transport == "http":
         http: dict[str, Any] = {"url": url, "headers": {"Authorization": f"Bearer {key}"}}
@@ -175,3 +181,41 @@ def resolve_refs(value: str, env: dict[str, str]) -> str:
         token = out[start + 2 : end]
         out = out[:start] + env.get(token.removeprefix("env:"), "") + out[end + 1 :]
     return out
+
+
+def _bearer(value: str) -> str:
+    """The token of ``Bearer <token>`` (or a bare token); "" for a header whose token resolved to nothing."""
+    value = value.strip()
+    if value.lower() == "bearer":
+        return ""
+    return value[7:].strip() if value[:7].lower() == "bearer " else value
+
+
+def _key_fields(server: dict[str, Any]) -> list[str]:
+    """The raw values through which an entry passes its key, most specific first."""
+    env = server.get("env")
+    env = env if isinstance(env, dict) else {}
+    headers = server.get("headers")
+    headers = headers if isinstance(headers, dict) else {}
+    if "url" in server:
+        return [str(headers.get("Authorization", ""))]
+    if AUTH_ENV in env:  # the mcp-remote bridge
+        return [str(env[AUTH_ENV])]
+    return [str(env[KEY_ENV])] if KEY_ENV in env else []
+
+
+def written_key(server: dict[str, Any]) -> str | None:
+    """The key written literally into an entry (Claude Desktop's), or None where it refers to one."""
+    for value in _key_fields(server):
+        key = _bearer(value)
+        if key and "${" not in key:
+            return key
+    return None
+
+
+def sent_key(server: dict[str, Any], env: dict[str, str]) -> str:
+    """The key the entry passes once its references are resolved in ``env`` ("" when none)."""
+    fields = _key_fields(server)
+    if not fields and "url" not in server:
+        return env.get(KEY_ENV, "").strip()  # a stdio server inherits the environment
+    return _bearer(resolve_refs(fields[0], env)) if fields else ""

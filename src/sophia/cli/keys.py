@@ -56,6 +56,14 @@ def create(
     budget_monthly: Annotated[
         float | None, typer.Option(help="USD per UTC month.", min=0, max=MAX_BUDGET_USD)
     ] = None,
+    mcp_unattended: Annotated[
+        bool,
+        typer.Option(
+            "--mcp-unattended",
+            help="Let MCP agents using this key make destructive calls with confirm=true without asking "
+            "a person (CI or scheduled jobs only).",
+        ),
+    ] = False,
     print_secret_only: Annotated[bool, typer.Option(help="Print only the secret (for scripts).")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -74,6 +82,7 @@ def create(
             tpm=tpm,
             budget_daily_usd=budget_daily,
             budget_monthly_usd=budget_monthly,
+            metadata={"mcp_unattended": True} if mcp_unattended else None,
         ),
     )
     if print_secret_only:

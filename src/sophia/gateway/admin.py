@@ -1,11 +1,14 @@
 """The admin API (``/admin/…``): keys, usage, provider health and the cache. Needs an admin key.
 
+Each route names its operation in ``sophia.accounts.permissions`` (the one table the MCP tools ask
+too); this API cannot narrow an answer to the caller's team, so a key that may not gets 403.
 Off the hot path, so it uses Starlette and pydantic for comfort.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from time import time
 from typing import Any
@@ -17,12 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sophia.accounts import permissions
 from sophia.accounts.keys import KeyRecord
-from sophia.errors import InvalidRequest, PermissionDenied, SophiaError
+from sophia.errors import InvalidRequest, SophiaError
 from sophia.gateway.engine import Gateway
 from sophia.gateway.errors import error_body
 from sophia.timeparse import parse_since
 
+log = logging.getLogger(__name__)
 GROUPS = ("model", "requested_model", "provider", "team", "key", "task_type", "endpoint", "day")
 
 
@@ -39,7 +44,7 @@ class KeyCreate(BaseModel):
     budget_monthly_usd: float | None = Field(None, ge=0)
     rpm: int | None = Field(None, ge=1)
     tpm: int | None = Field(None, ge=1)
-    metadata: dict[str, str] | None = None
+    metadata: dict[str, str | bool] | None = None
 
 
 class KeyUpdate(BaseModel):
@@ -103,31 +108,36 @@ Endpoint = Callable[[Request, Gateway], Awaitable[Any]]
 
 
 def build_admin(gateway: Gateway) -> Starlette:
-    def guarded(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    def guarded(endpoint: Endpoint, operation: str) -> Callable[[Request], Awaitable[Response]]:
+        if operation not in permissions.RULES:  # a typo fails when the app is built, not on a request
+            raise KeyError(f"no permission rule for {operation!r}")
+
         async def handler(request: Request) -> Response:
             try:
                 key = await gateway.authenticate(request.headers.get("authorization") or "")
-                if key is None or not key.admin:
-                    raise PermissionDenied("the admin API needs an admin key")
+                permissions.require(key, operation)
                 request.state.key = key
                 result = await endpoint(request, gateway)
             except SophiaError as exc:
                 return _fail(exc)
+            except Exception:  # logged with its traceback; the client gets JSON
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                return _fail(SophiaError("internal error in the admin API; the server log has the details"))
             return result if isinstance(result, Response) else _json(result)
 
         return handler
 
     routes = [
-        Route("/admin/keys", guarded(list_keys), methods=["GET"]),
-        Route("/admin/keys", guarded(create_key), methods=["POST"]),
-        Route("/admin/keys/{key_id}", guarded(update_key), methods=["PATCH"]),
-        Route("/admin/keys/{key_id}", guarded(revoke_key), methods=["DELETE"]),
-        Route("/admin/usage", guarded(usage), methods=["GET"]),
-        Route("/admin/providers", guarded(providers), methods=["GET"]),
-        Route("/admin/cache", guarded(cache_stats), methods=["GET"]),
-        Route("/admin/cache/purge", guarded(cache_purge), methods=["POST"]),
-        Route("/admin/cache/bump", guarded(cache_bump), methods=["POST"]),
-        Route("/admin/cache/reports", guarded(cache_report), methods=["POST"]),
+        Route("/admin/keys", guarded(list_keys, "keys.manage"), methods=["GET"]),
+        Route("/admin/keys", guarded(create_key, "keys.manage"), methods=["POST"]),
+        Route("/admin/keys/{key_id}", guarded(update_key, "keys.manage"), methods=["PATCH"]),
+        Route("/admin/keys/{key_id}", guarded(revoke_key, "keys.manage"), methods=["DELETE"]),
+        Route("/admin/usage", guarded(usage, "usage.all_teams"), methods=["GET"]),
+        Route("/admin/providers", guarded(providers, "providers.health"), methods=["GET"]),
+        Route("/admin/cache", guarded(cache_stats, "cache.stats.all_teams"), methods=["GET"]),
+        Route("/admin/cache/purge", guarded(cache_purge, "cache.purge.all_teams"), methods=["POST"]),
+        Route("/admin/cache/bump", guarded(cache_bump, "cache.bump"), methods=["POST"]),
+        Route("/admin/cache/reports", guarded(cache_report, "cache.report"), methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.gateway, app.state.reports = gateway, None

@@ -5,9 +5,9 @@ The base:
 * ``tools``     ``ToolSet`` / ``ToolGroup`` / ``Input`` / ``Output`` / ``Confirmable``: how a server declares its tools
 * ``registry``  tool groups found through the ``register_mcp_tools`` plugin hook (``builtin`` registers ours)
 * ``server``    the SDK low-level ``Server`` for a group: key filter, validation, errors, progress, ledger
-* ``context``   ``ToolContext``: the caller's key, the process's services, progress, confirmation
+* ``context``   ``ToolContext``: the caller's key, the process's services, progress, the user's confirmation
 * ``errors``    the MCP edge of ``sophia.errors``: every failure becomes an actionable tool error
-* ``http``      streamable HTTP: Host/Origin checks, bearer keys, protected-resource metadata
+* ``http``      streamable HTTP: Host/Origin checks, bearer keys, OAuth discovery documents
 * ``stdio``     stdio for IDEs
 
 The servers, one package each (docs/mcp-servers.md has the recipe for a new one):

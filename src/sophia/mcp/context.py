@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sophia.accounts.permissions import UNATTENDED_FLAG, allows
 from sophia.errors import AuthenticationError, PermissionDenied
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: the permission (``sophia.accounts.permissions``) that lets ``confirm=true`` stand for the user
+UNATTENDED = "mcp.unattended_destructive"
 
 #: where the stdio server finds the caller's key (IDE configs pass it through ${env:…} or ${input:…})
 KEY_ENV = "SOPHIA_API_KEY"
@@ -53,6 +56,7 @@ class ToolContext:
     request_id: str
     request: ServerRequestContext[Any, Any] | None = None
     params: CallToolRequestParams | None = None
+    #: the agent passed ``confirm=true`` (not the user's consent: see ``confirm``)
     confirmed: bool = False
     model_cost: float = 0.0
     model_calls: int = 0
@@ -83,23 +87,40 @@ class ToolContext:
             self._progress += 1
             await self.request.session.report_progress(self._progress, total, message)
 
-    async def confirm(self, message: str) -> None:
-        """Return only if the user agreed to a destructive action; otherwise raise PermissionDenied.
+    async def confirm(self, message: str, *, instead: str | None = None) -> None:
+        """Return only if a destructive action may go ahead; otherwise raise ``PermissionDenied``.
 
-        Agreement is the ``confirm`` argument, or an elicitation: a server-to-client request on
-        the 2025-11-25 protocol, an ``InputRequiredResult`` round trip on 2026-07-28.
+        The person is asked whenever the client can ask (elicitation: a server-to-client request on
+        the 2025-11-25 protocol, an ``InputRequiredResult`` round trip on 2026-07-28), and then only
+        their answer counts. The ``confirm`` argument is written by the agent, so it never stands
+        for the person: it is enough only where the client cannot ask *and* the key was made for
+        unattended work (``mcp.unattended_destructive`` in ``sophia.accounts.permissions``).
+        ``instead`` is the command a person can run to do the same themselves (named in the refusal).
         """
-        if self.confirmed:
-            return
         answer = await self._elicit(message)
-        if answer is None:
+        if answer is True:
+            return
+        if answer is False:
+            raise PermissionDenied("The user did not confirm; nothing was changed", code="not_confirmed")
+        unattended = allows(self.key, UNATTENDED)
+        if unattended and self.confirmed:
+            return
+        if unattended:
             raise PermissionDenied(
-                f"{message} This client cannot ask the user, so call {self.tool} again with "
-                "confirm=true once the user has agreed",
+                f"{message} This client cannot ask the user; this key may make destructive calls "
+                f"unattended, so call {self.tool} again with confirm=true to go ahead",
                 code="confirmation_required",
             )
-        if not answer:
-            raise PermissionDenied("The user did not confirm; nothing was changed", code="not_confirmed")
+        ways = [f"run `{instead}` themselves"] if instead else []
+        ways += [
+            "use a client that can ask them (MCP elicitation)",
+            f"or have an admin grant this key unattended destructive calls (key metadata {UNATTENDED_FLAG}: true)",
+        ]
+        raise PermissionDenied(
+            f"{message} Not done: this client cannot ask the user, and confirm=true from an agent is not "
+            f"the user's consent. To go ahead, the user can {', '.join(ways)}",
+            code="confirmation_required",
+        )
 
     async def _elicit(self, message: str) -> bool | None:
         """True/False if the user answered, None if this client cannot be asked."""

@@ -34,11 +34,13 @@ _TABLE: dict[type[SophiaError], tuple[int, str]] = {
     RateLimited: (429, "Wait a little and call again."),
     BudgetExceeded: (429, "The key's spend budget is used up; ask an admin to raise it."),
     RequestError: (400, "Fix the arguments and call again."),
-    ProviderError: (502, "Try again, or pick another model (provider_health shows which ones are up)."),
+    ProviderError: (502, "Try again, or pick another model (list_models shows each model's health)."),
     DependencyMissing: (500, ""),  # its message already names the install command
     StorageError: (503, "Sophia's database is unavailable; try again shortly."),
     SophiaError: (500, ""),
 }
+#: error code -> hint, where the code knows better than the class (these messages say what to do)
+_CODE_HINTS = {"confirmation_required": "", "not_confirmed": ""}
 
 
 def redact(text: str) -> str:
@@ -54,6 +56,7 @@ def describe(exc: SophiaError) -> tuple[int, str]:
         if entry is not None:
             status, hint = entry
             break
+    hint = _CODE_HINTS.get(exc.code, hint)
     if isinstance(exc, RateLimited) and exc.retry_after:
         hint = f"Wait {exc.retry_after:.0f} s and call again."
     message = exc.message.rstrip()

@@ -1,10 +1,19 @@
 """Streamable HTTP for an MCP server: Host/Origin checks, bearer keys, then the SDK's session manager.
 
 Order matters and follows the spec: a foreign ``Host`` is refused with 421 and a foreign
-``Origin`` with 403 before anything else; then ``/.well-known/oauth-protected-resource[/mcp]``
-is served; then ``/mcp`` needs ``Authorization: Bearer <gateway key>`` (401 with
-``WWW-Authenticate: Bearer … resource_metadata=…`` otherwise). The key reaches the tools through
-the request scope, and the session manager binds each session to the key that opened it.
+``Origin`` with 403 before anything else; then the discovery documents are served; then ``/mcp``
+needs ``Authorization: Bearer <gateway key>`` (401 with ``WWW-Authenticate: Bearer …
+resource_metadata=…`` otherwise). The key reaches the tools through the request scope, and the
+session manager binds each session to the key that opened it.
+
+Discovery, for clients that follow the MCP authorization spec after a 401 (the MCP Inspector, the
+SDKs): ``/.well-known/oauth-protected-resource[/mcp]`` (RFC 9728) names this server's own origin
+as its authorization server, and ``/.well-known/oauth-authorization-server`` (RFC 8414) says
+truthfully what that server offers: no response type, no grant, no client registration. Sophia
+issues static API keys, not OAuth tokens. The three endpoints the SDKs' metadata models insist on
+(``/oauth/authorize``, ``/oauth/token``, ``/oauth/register``) answer every request with an OAuth
+error whose description says that the key was refused and how to get one, so a client that tries
+to register shows that instead of a bare 404.
 
 Keys are checked by the process's accounts (``sophia.container.Services``): serving an MCP server
 never starts the model gateway; a tool that calls a model starts it on first use. Servers that run
@@ -45,6 +54,19 @@ Scope = dict[str, Any]
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MCP_PATH = "/mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource"
+AUTH_SERVER_PATH = "/.well-known/oauth-authorization-server"
+#: endpoint -> the OAuth error it answers with (RFC 6749 §4.1.2.1 and §5.2, RFC 7591 §3.2.2)
+OAUTH_REFUSALS = {
+    "/oauth/authorize": "unsupported_response_type",
+    "/oauth/token": "unsupported_grant_type",
+    "/oauth/register": "invalid_client_metadata",
+}
+NO_OAUTH = (
+    "The Sophia API key was missing or refused (unknown or revoked): that is what the 401 from /mcp "
+    "means. Sophia's MCP servers take a static API key, not OAuth, so there is no client registration, "
+    "authorization or token grant to try: send 'Authorization: Bearer sk-sophia-...' with a valid key "
+    "(`sophia keys create`, or `sophia ide install` for an IDE)."
+)
 _MAX_USERS = 10_000
 
 
@@ -112,6 +134,11 @@ class McpHttpApp:
         path = scope["path"].rstrip("/") or "/"
         if path in (METADATA_PATH, METADATA_PATH + MCP_PATH):
             return await self._metadata(scope, send, host or "")
+        if path == AUTH_SERVER_PATH:
+            return await self._auth_server(scope, send, host or "")
+        if path in OAUTH_REFUSALS:
+            body = orjson.dumps({"error": OAUTH_REFUSALS[path], "error_description": NO_OAUTH})
+            return await send_json(send, 400, body, [(b"cache-control", b"no-store")])
         if path != MCP_PATH:
             return await _plain(send, 404, f"Not found: the MCP endpoint is {MCP_PATH}")
         authorization = header(scope, b"authorization")
@@ -153,7 +180,26 @@ class McpHttpApp:
         doc = {
             "resource": f"http://{host}{MCP_PATH}",
             "resource_name": self.group.title,
+            "authorization_servers": [f"http://{host}"],  # the MCP spec requires one: this server itself
             "bearer_methods_supported": ["header"],
+        }
+        await send_json(send, 200, orjson.dumps(doc), [(b"cache-control", b"max-age=3600")])
+
+    async def _auth_server(self, scope: Scope, send: Any, host: str) -> None:
+        """RFC 8414 metadata of an authorization server that supports no OAuth flow (Sophia's keys are static)."""
+        if scope["method"] not in ("GET", "HEAD"):
+            return await _plain(send, 405, "Use GET")
+        issuer = f"http://{host}"
+        doc = {
+            "issuer": issuer,
+            # Required by the SDKs' models (RFC 8414 would let us omit them, as no grant uses them):
+            # present, and answering every request with an OAuth error that says what to do instead.
+            "authorization_endpoint": f"{issuer}/oauth/authorize",
+            "token_endpoint": f"{issuer}/oauth/token",
+            "registration_endpoint": f"{issuer}/oauth/register",
+            "response_types_supported": [],
+            "grant_types_supported": [],
+            "token_endpoint_auth_methods_supported": [],
         }
         await send_json(send, 200, orjson.dumps(doc), [(b"cache-control", b"max-age=3600")])
 
@@ -213,7 +259,8 @@ def http_server(
     """A uvicorn server for ``group``: ``.run()`` it alone, or ``await .serve()`` beside others."""
     import uvicorn
 
-    from sophia.asgi import UVICORN_OPTIONS, uvicorn_log_level
+    from sophia.asgi import uvicorn_log_level
+    from sophia.edge import uvicorn_options
 
     conf = settings.mcp
     app = build_http_app(settings, group, services=services, host=host)
@@ -222,7 +269,7 @@ def http_server(
         host=host or conf.host,
         port=port if port is not None else conf.ports.get(app.group.name, app.group.port),
         log_level=uvicorn_log_level(settings.log_level),
-        **UVICORN_OPTIONS,
+        **uvicorn_options(settings.gateway),  # the gateway's bounds on heads, bodies and connections
     )
     return uvicorn.Server(config)
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from sophia.accounts import KeyRecord
     from sophia.container import Services
-    from sophia.mcp.tools import Tool, ToolGroup
+    from sophia.mcp.tools import ResourceDef, Tool, ToolGroup
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,29 @@ class Handlers:
     def visible(self, key: KeyRecord | None, name: str) -> bool:
         return key is None or key.allowed_tools is None or key.allows_tool(f"{self.group.name}/{name}")
 
+    def readable(self, key: KeyRecord | None, resource: ResourceDef) -> bool:
+        """A resource is there for a key that may call one of the tools it belongs to."""
+        return any(self.visible(key, tool) for tool in resource.tools)
+
+    async def lister_key(self, rctx: ServerRequestContext[Any, Any]) -> tuple[bool, KeyRecord | None]:
+        """(list everything, key) for a ``*/list`` request; an MCPError when the key is refused.
+
+        Over stdio without a key everything is listed (calls and reads then say how to set one).
+        """
+        try:
+            return False, await self.key(rctx)
+        except AuthenticationError as exc:
+            if self.secret is None and rctx.request is None:
+                return True, None
+            raise MCPError(code=types.INVALID_REQUEST, message=describe(exc)[1]) from None
+
     # -- tools --------------------------------------------------------------------------------------
 
     async def list_tools(
         self, rctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        try:
-            key = await self.key(rctx)
-        except AuthenticationError as exc:
-            if self.secret is None and rctx.request is None:
-                return self.everything  # stdio without a key: the tools are listed, calls say what to do
-            raise MCPError(code=types.INVALID_REQUEST, message=describe(exc)[1]) from None
-        if key is None or key.allowed_tools is None:
+        everything, key = await self.lister_key(rctx)
+        if everything or key is None or key.allowed_tools is None:
             return self.everything
         return types.ListToolsResult(tools=[t for n, t in self.wire.items() if self.visible(key, n)])
 
@@ -132,7 +143,7 @@ class Handlers:
         except ValidationError as exc:
             await self._record(ctx, ts, t0, "error", "InvalidArguments", 400)
             return _error(invalid_arguments(tool.name, exc))
-        ctx.confirmed = bool(getattr(args, "confirm", False))
+        ctx.confirmed = getattr(args, "confirm", False) is True
         try:
             output = await self._run(tool, ctx, args)
         except NeedsInput as pending:
@@ -228,12 +239,14 @@ class Handlers:
     async def list_resources(
         self, rctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
+        everything, key = await self.lister_key(rctx)
         return types.ListResourcesResult(
             resources=[
                 types.Resource(
                     uri=r.uri, name=r.name, title=r.title, description=r.description, mime_type=r.mime_type
                 )
                 for r in self.group.resources.values()
+                if everything or self.readable(key, r)
             ]
         )
 
@@ -241,14 +254,21 @@ class Handlers:
         self, rctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         resource = self.group.resources.get(params.uri)
-        if resource is None:
-            known = ", ".join(self.group.resources) or "none"
-            raise MCPError(
-                code=types.INVALID_PARAMS, message=f"Unknown resource {params.uri[:200]!r}; known: {known}"
-            )
-        ctx = ToolContext(self.services, None, self.group.name, resource.name, new_request_id(), rctx)
+        name = resource.name if resource is not None else "resource"
+        ctx = ToolContext(self.services, None, self.group.name, name, new_request_id(), rctx)
         try:
             ctx.key = await self.key(rctx)
+        except SophiaError as exc:
+            code = types.INVALID_REQUEST if isinstance(exc, AuthenticationError) else types.INTERNAL_ERROR
+            raise MCPError(code=code, message=describe(exc)[1]) from None
+        if resource is None or not self.readable(ctx.key, resource):
+            # A resource this key may not read is unknown to it, exactly like one that does not exist.
+            readable = [r.uri for r in self.group.resources.values() if self.readable(ctx.key, r)]
+            raise MCPError(
+                code=types.INVALID_PARAMS,
+                message=f"Unknown resource {params.uri[:200]!r}; known: {', '.join(readable) or 'none'}",
+            )
+        try:
             text = await resource.read(ctx)
         except SophiaError as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=describe(exc)[1]) from None

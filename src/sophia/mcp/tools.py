@@ -27,7 +27,8 @@ import cycle and nothing registers itself as a side effect of being imported.
 
 The four annotations have no defaults, so every tool states them. A destructive tool's input
 model must subclass ``Confirmable`` (it carries ``confirm``), and the tool must call
-``await ctx.confirm(…)`` before it acts. Schemas are generated once, flattened (no ``$ref``) and
+``await ctx.confirm(…)`` before it acts. A resource names the tools it belongs to: a key's tool
+filter covers it through them. Schemas are generated once, flattened (no ``$ref``) and
 stripped of pydantic's titles so that ``tools/list`` stays small.
 """
 
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 if TYPE_CHECKING:
     from sophia.mcp.context import ToolContext
@@ -55,10 +56,13 @@ class Input(BaseModel):
 
 
 class Confirmable(Input):
-    """Arguments of a destructive tool: ``confirm`` lets clients without elicitation say yes."""
+    """Arguments of a destructive tool. ``confirm`` is the agent's word, not the user's: a client that
+    can ask is always asked, and without one only a key made for unattended work may go ahead with it
+    (``ToolContext.confirm``). A JSON boolean only: ``"yes"`` or ``1`` is an invalid argument, not a yes."""
 
-    confirm: bool = Field(
-        False, description="Set true only after the user agreed; clients with elicitation are asked instead."
+    confirm: StrictBool = Field(
+        False,
+        description="Go ahead unasked: only for keys made for unattended work; a client that can ask the user asks.",
     )
 
 
@@ -93,7 +97,11 @@ class Tool:
 
 @dataclass(frozen=True, slots=True)
 class ResourceDef:
-    """A read-only document the server exposes (``resources/read``); ``read`` returns its text."""
+    """A read-only document the server exposes (``resources/read``); ``read`` returns its text.
+
+    ``tools`` names the tools whose information it republishes: a key's ``allowed_tools`` filter
+    shows the resource (in ``resources/list`` and ``resources/read``) only when it allows one of them.
+    """
 
     uri: str
     name: str
@@ -101,6 +109,7 @@ class ResourceDef:
     description: str
     mime_type: str
     read: ReadFn
+    tools: tuple[str, ...]
 
 
 @dataclass
@@ -186,14 +195,25 @@ class ToolSet:
         return tool
 
     def resource(
-        self, uri: str, *, name: str, title: str, description: str, mime_type: str = "application/json"
+        self,
+        uri: str,
+        *,
+        name: str,
+        title: str,
+        description: str,
+        tools: Iterable[str],
+        mime_type: str = "application/json",
     ) -> Callable[[ReadFn], ReadFn]:
-        """Register ``async def read(ctx) -> str`` as the resource ``uri``."""
+        """Register ``async def read(ctx) -> str`` as the resource ``uri``, readable by keys that may
+        call one of ``tools`` (the tools whose information it carries; no default, like annotations)."""
+        owners = tuple(tools)
+        if not owners or isinstance(tools, str):
+            raise ValueError(f"resource {uri}: name the tools it belongs to (a list, at least one)")
 
         def register(fn: ReadFn) -> ReadFn:
             if uri in self.resources:
                 raise ValueError(f"resource {uri} is registered twice")
-            self.resources[uri] = ResourceDef(uri, name, title, description, mime_type, fn)
+            self.resources[uri] = ResourceDef(uri, name, title, description, mime_type, fn, owners)
             return fn
 
         return register
@@ -209,6 +229,10 @@ class ToolGroup(ToolSet):
         self.name, self.port, self.title, self.instructions = name, port, title, instructions
         for part in sets:
             self.include(part)
+        for resource in self.resources.values():
+            unknown = [t for t in resource.tools if t not in self.tools]
+            if unknown:
+                raise ValueError(f"resource {resource.uri} belongs to unknown tool(s): {', '.join(unknown)}")
 
     def include(self, part: ToolSet) -> None:
         """Serve every tool and resource of ``part`` (a name may appear once in a group)."""

@@ -1,5 +1,9 @@
 """``list_models`` and the resources ``prices`` and ``routing-policy``: what the gateway offers this key
-and what it costs."""
+and what it costs.
+
+A resource names the tools whose information it carries (``prices``: list_models; ``routing-policy``:
+generate and route_explain), so a key's ``allowed_tools`` filter covers it too; like list_models, both
+show only the models and aliases the key may use."""
 
 from __future__ import annotations
 
@@ -61,10 +65,12 @@ async def list_models(ctx: ToolContext, args: ListModelsIn) -> ModelsOut:
     "sophia://ai/prices",
     name="prices",
     title="Price table",
-    description="Every enabled model's price (USD per million input/output tokens) and context window.",
+    description="The price (USD per million input/output tokens) and context window of every model this key may use.",
+    tools=["list_models"],
 )
 async def prices(ctx: ToolContext) -> str:
     gw = await ctx.service(GATEWAY)
+    key = ctx.key
     rows = [
         {
             "id": info.id,
@@ -74,7 +80,7 @@ async def prices(ctx: ToolContext) -> str:
             "context_window": info.context_window,
         }
         for _, _, info, _ in gw.catalog.listing()
-        if info is not None
+        if info is not None and (key is None or key.allows_model(info.id))
     ]
     return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode()
 
@@ -83,12 +89,15 @@ async def prices(ctx: ToolContext) -> str:
     "sophia://ai/routing-policy",
     name="routing-policy",
     title="Routing policy",
-    description="The aliases and their fallback chains as configured and as enabled now, and generate's priorities.",
+    description="The aliases this key may use, their fallback chains as configured and as enabled now, and generate's priorities.",
+    tools=["generate", "route_explain"],
 )
 async def routing_policy(ctx: ToolContext) -> str:
     gw = await ctx.service(GATEWAY)
     aliases = {}
     for name, alias in gw.catalog.aliases.items():
+        if ctx.key is not None and not ctx.key.allows_model(name):
+            continue
         try:
             enabled = [m.id for m in gw.catalog.resolve(name).chain]
         except ModelNotFound:

@@ -1,11 +1,16 @@
 """``usage_report`` and ``provider_health``: what was spent (from the ledger: the accounts alone, no model
-gateway is started) and how the providers are doing (the gateway's breakers)."""
+gateway is started) and how the providers are doing (the gateway's breakers).
+
+Who sees what is ``sophia.accounts.permissions``, as for the admin API: an admin key reads every team's
+usage, another key its own team's (``usage.all_teams``); provider health is for admin keys only
+(``providers.health``; the admin API's ``/admin/providers`` answers 403 to other keys too)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from time import time
 
+from sophia.accounts import permissions
 from sophia.gateway.service import GATEWAY
 from sophia.mcp.ai.schemas import HealthIn, HealthOut, ModelHealth, UsageIn, UsageOut
 from sophia.mcp.context import ToolContext
@@ -22,7 +27,7 @@ async def usage_report(ctx: ToolContext, args: UsageIn) -> UsageOut:
     since = parse_since(args.since)
     until = parse_since(args.until) if args.until else time()
     groups = list(dict.fromkeys(args.group_by))
-    team = None if ctx.key is None or ctx.key.admin else ctx.key.team
+    team = permissions.team_scope(ctx.key, "usage.all_teams")
     query = groups if team is None or "team" in groups else [*groups, "team"]
     rows = await ledger.report(since, until, query)
     if team is not None:
@@ -42,7 +47,8 @@ async def usage_report(ctx: ToolContext, args: UsageIn) -> UsageOut:
 
 @tools.tool(title="Provider health", read_only=True, destructive=False, idempotent=True, open_world=False)
 async def provider_health(ctx: ToolContext, args: HealthIn) -> HealthOut:
-    """Enabled providers and, per model called so far, its circuit breaker state, error rate, latency and last error."""
+    """Admin keys only: enabled providers and, per model called so far, its circuit breaker state, error rate, latency and last error (other keys: list_models shows their models' health)."""
+    permissions.require(ctx.key, "providers.health")
     gw = await ctx.service(GATEWAY)
     health = gw.health()
     models = [ModelHealth(id=model_id, **state) for model_id, state in health["models"].items()]
