@@ -131,15 +131,18 @@ async def test_provider_health_lists_breakers(env: Env, mode: str) -> None:
 
 async def test_provider_health_is_for_admin_keys_as_on_the_admin_api(env: Env, mode: str) -> None:
     async with connect(env, env.user, mode) as client:
+        await client.call_tool("generate", {"prompt": "a", "model": "vllm/priced"})
         await client.call_tool("generate", {"prompt": "a", "model": "vllm/status-503"})
         refused = await client.call_tool("provider_health", {})
         models = await client.call_tool("list_models", {"provider": "vllm"})
     assert refused.is_error and refused.structured_content is None
     assert "reading provider health needs an admin key" in text(refused)
-    assert "vllm/status-503" not in text(refused)
+    assert "vllm/status-503" not in text(refused) and "vllm/priced" not in text(refused)
     # what a non-admin key may know of health: its own models', through list_models
     assert not models.is_error
-    assert next(m for m in models.structured_content["models"] if m["id"] == "vllm/status-503")["health"]
+    listed = {m["id"]: m for m in models.structured_content["models"]}
+    assert listed["vllm/priced"]["health"]
+    assert "vllm/status-503" not in listed  # a name a caller made up is not one of the models
 
 
 async def test_resources_serve_prices_and_routing_policy(env: Env, mode: str) -> None:

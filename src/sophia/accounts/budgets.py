@@ -37,7 +37,16 @@ from datetime import UTC, datetime
 from time import monotonic, time
 
 from sophia.accounts.keys import KeyRecord
-from sophia.accounts.limits import HOLD_SECONDS, NANOS, Hold, SpendLookup, day_start, month_start, over_budget
+from sophia.accounts.limits import (
+    HOLD_SECONDS,
+    NANOS,
+    Hold,
+    SpendLookup,
+    day_start,
+    month_start,
+    nanos,
+    over_budget,
+)
 from sophia.errors import BudgetExceeded
 from sophia.storage import Database
 
@@ -72,11 +81,6 @@ SCHEMA = (
 
 _SPENT = "COALESCE((SELECT nanos FROM sophia_spend WHERE key_id = ? AND period = ?), 0)"
 _HELD = "(SELECT COALESCE(SUM(nanos), 0) FROM sophia_holds WHERE key_id = ?)"
-
-
-def nanos(usd: float) -> int:
-    """USD as integer nano-dollars (how budgets count money)."""
-    return round(usd * NANOS)
 
 
 _names: dict[float, tuple[str, str]] = {}

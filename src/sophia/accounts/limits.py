@@ -34,6 +34,16 @@ DAY = 86_400.0
 #: killed mid-call does not keep its holds
 HOLD_SECONDS = 900.0
 NANOS = 1_000_000_000
+#: the most money one figure may hold, in nano-dollars: $1e9 (a budget's top), far inside BIGINT
+MAX_NANOS = 10**18
+
+
+def nanos(usd: float) -> int:
+    """USD as integer nano-dollars (how budgets count money), clamped to +-``MAX_NANOS`` (NaN: the top)."""
+    value = usd * NANOS
+    if not value < MAX_NANOS:
+        return MAX_NANOS
+    return round(value) if value > -MAX_NANOS else -MAX_NANOS
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from sophia.accounts.limits import (
     has_budget,
     month_end,
     month_start,
+    nanos,
     over_budget,
     rpm_limited,
     tpm_limited,
@@ -137,10 +138,6 @@ return 0
 """
 
 
-def _nanos(usd: float) -> int:
-    return round(usd * NANOS)
-
-
 def _limit(value: float | None, scale: float = 1.0) -> int:
     return -1 if value is None else round(value * scale)
 
@@ -203,7 +200,7 @@ class RedisLimiter:
             return None
         keys = self._keys(key.id, now)[2:]
         now_ms = int(now * 1000)
-        hold = Hold(f"hold_{self._instance}_{next(self._sequence)}", key.id, max(_nanos(usd), 0))
+        hold = Hold(f"hold_{self._instance}_{next(self._sequence)}", key.id, max(nanos(usd), 0))
         args: list[int | str] = [
             now_ms,
             _limit(key.budget_daily_usd, NANOS),
@@ -230,20 +227,20 @@ class RedisLimiter:
             spent = await self.spend_lookup(key_id, start)
             ttl = start + 2 * DAY - now  # the rest of the day, plus a day's grace
             await self._call(
-                "seed a spend counter", self.redis.set(keys[0], _nanos(spent), nx=True, px=int(ttl * 1000))
+                "seed a spend counter", self.redis.set(keys[0], nanos(spent), nx=True, px=int(ttl * 1000))
             )
         if missing & 2:
             spent = await self.spend_lookup(key_id, month_start(now))
             ttl = month_end(now) + DAY - now
             await self._call(
-                "seed a spend counter", self.redis.set(keys[1], _nanos(spent), nx=True, px=int(ttl * 1000))
+                "seed a spend counter", self.redis.set(keys[1], nanos(spent), nx=True, px=int(ttl * 1000))
             )
 
     async def commit(
         self, key: KeyRecord, tokens: int, cost_usd: float, now: float, hold: Hold | None = None
     ) -> None:
         tokens = int(tokens) if key.tpm is not None and tokens > 0 else 0
-        cost = _nanos(cost_usd) if cost_usd > 0 and has_budget(key) else 0
+        cost = nanos(cost_usd) if cost_usd > 0 and has_budget(key) else 0
         if not tokens and not cost and hold is None:
             return
         keys = self._keys(key.id, now)[1:]

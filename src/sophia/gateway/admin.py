@@ -90,9 +90,19 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-def _fail(exc: SophiaError) -> Response:
-    status, body = error_body(exc)
-    return Response(body, status_code=status, media_type="application/json")
+def _fail(exc: SophiaError, status: int | None = None) -> Response:
+    code, body = error_body(exc)
+    return Response(body, status_code=status or code, media_type="application/json")
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _fail(InvalidRequest(f"no route {request.url.path}", code="not_found"), 404)
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return _fail(
+        InvalidRequest(f"method {request.method} is not allowed here", code="method_not_allowed"), 405
+    )
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
@@ -139,7 +149,10 @@ def build_admin(gateway: Gateway) -> Starlette:
         Route("/admin/cache/bump", guarded(cache_bump, "cache.bump"), methods=["POST"]),
         Route("/admin/cache/reports", guarded(cache_report, "cache.report"), methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _not_found, 405: _not_allowed},  # JSON like every other answer
+    )
     app.state.gateway, app.state.reports = gateway, None
     return app
 

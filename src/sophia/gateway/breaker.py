@@ -81,6 +81,10 @@ class Breaker:
         }
 
 
+#: breakers kept before the healthy ones are forgotten (a healthy breaker holds nothing worth keeping)
+MAX_BREAKERS = 4096
+
+
 @dataclass
 class BreakerBoard:
     threshold: int
@@ -90,6 +94,11 @@ class BreakerBoard:
     def get(self, model_id: str) -> Breaker:
         breaker = self.breakers.get(model_id)
         if breaker is None:
+            if len(self.breakers) >= MAX_BREAKERS:  # model names callers made up: forget healthy ones
+                for name in [
+                    n for n, b in self.breakers.items() if b.state == CLOSED and not b.consecutive_failures
+                ]:
+                    del self.breakers[name]
             breaker = self.breakers[model_id] = Breaker(self.threshold, self.cooldown)
         return breaker
 

@@ -21,7 +21,15 @@ _RANGES: dict[str, tuple[float, float]] = {
     "presence_penalty": (-2.0, 2.0),
     "frequency_penalty": (-2.0, 2.0),
 }
-_POSITIVE_INTS = ("max_tokens", "max_completion_tokens", "n", "top_logprobs", "seed")
+#: integer parameters and their largest values (n and top_logprobs: OpenAI's bounds; the others fit
+#: every provider's 32- or 64-bit fields)
+_POSITIVE_INTS = {
+    "max_tokens": 2**31 - 1,
+    "max_completion_tokens": 2**31 - 1,
+    "n": 128,
+    "top_logprobs": 20,
+    "seed": 2**63 - 1,
+}
 
 
 @dataclass(slots=True)
@@ -102,10 +110,12 @@ def _check_numbers(body: dict[str, Any]) -> None:
             isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi
         ):
             raise _fail(f"'{name}' must be a number between {lo:g} and {hi:g}", name)
-    for name in _POSITIVE_INTS:
+    for name, top in _POSITIVE_INTS.items():
         value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise _fail(f"'{name}' must be a non-negative integer", name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top
+        ):
+            raise _fail(f"'{name}' must be an integer from 0 to {top}", name)
     if body.get("n") == 0 or body.get("max_tokens") == 0 or body.get("max_completion_tokens") == 0:
         which = next(k for k in ("n", "max_tokens", "max_completion_tokens") if body.get(k) == 0)
         raise _fail(f"'{which}' must be at least 1", which)

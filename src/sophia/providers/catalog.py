@@ -37,6 +37,10 @@ def _pick(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
+#: open-catalogue model names (any ``vllm/<x>``) remembered at once; older ones are forgotten
+MAX_OPEN_MODELS = 1024
+
+
 class Catalog:
     def __init__(self, settings: Settings, registry: ProviderRegistry | None = None) -> None:
         self.settings = settings
@@ -45,6 +49,7 @@ class Catalog:
         self.models: dict[str, ModelInfo] = {}
         self._by_upstream: dict[str, ModelInfo] = {}
         self._routes: dict[str, Route] = {}
+        self._open: dict[str, ModelInfo] = {}  # open-catalogue models named by callers, oldest first
         unknown = set(settings.providers) - set(self.registry.vendors)
         if unknown:
             raise ConfigError(f"unknown provider(s) in settings: {', '.join(sorted(unknown))}")
@@ -106,14 +111,17 @@ class Catalog:
 
     def model(self, name: str) -> ModelInfo | None:
         """A single model by gateway id, bare upstream id, or open-catalogue id; None if unknown."""
-        info = self.models.get(name) or self._by_upstream.get(name)
+        info = self.models.get(name) or self._by_upstream.get(name) or self._open.get(name)
         if info is not None:
             return info
         vendor_name, _, upstream = name.partition("/")
         vendor = self.registry.vendors.get(vendor_name)
         if upstream and vendor is not None and vendor.open_catalog and vendor_name in self.adapters:
+            # Any name a caller types: remembered, bounded, and never listed as one of the models.
             info = ModelInfo(name, vendor_name, upstream, 0.0, 0.0, OPEN_CATALOG_CONTEXT)
-            self.models[name] = info
+            if len(self._open) >= MAX_OPEN_MODELS:
+                del self._open[next(iter(self._open))]
+            self._open[name] = info
             return info
         return None
 
@@ -145,6 +153,8 @@ class Catalog:
             kind = "embeddings" if capability == EMBEDDINGS else capability
             raise ModelNotFound(f"the model {name!r} does not serve {kind}", param="model")
         route = Route(name, usable, alias)
+        if len(self._routes) >= MAX_OPEN_MODELS + len(self.models) + len(self.aliases):
+            self._routes.clear()  # names callers made up: start again rather than grow
         self._routes[name] = route
         return route
 

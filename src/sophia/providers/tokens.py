@@ -25,6 +25,8 @@ PER_MESSAGE = 4
 PER_IMAGE = 1_105  # a high-detail 1024x1024 image on OpenAI's scale; providers charge less or similar
 #: the completion assumed when a request sets no max_tokens and the model's context allows more
 DEFAULT_OUTPUT_CAP = 4_096
+#: the most choices (``n``) a request may ask for (OpenAI's own bound)
+MAX_CHOICES = 128
 
 
 def _bytes(text: str) -> int:
@@ -97,9 +99,9 @@ def output_cap(body: dict[str, Any], context_window: int, prompt: int) -> int:
     times ``n``, else what the context leaves, capped at ``DEFAULT_OUTPUT_CAP``."""
     asked = body.get("max_completion_tokens") or body.get("max_tokens")
     n = body.get("n") or 1
-    room = max(context_window - prompt, 1)
-    per_choice = asked if isinstance(asked, int) and asked > 0 else min(room, DEFAULT_OUTPUT_CAP)
-    return per_choice * (n if isinstance(n, int) and n > 0 else 1)
+    room = max(context_window - prompt, 1)  # no model writes past its context, whatever was asked
+    per_choice = min(asked, room) if isinstance(asked, int) and asked > 0 else min(room, DEFAULT_OUTPUT_CAP)
+    return per_choice * (min(n, MAX_CHOICES) if isinstance(n, int) and n > 0 else 1)
 
 
 def streamed_tokens(events: Iterable[bytes]) -> int:

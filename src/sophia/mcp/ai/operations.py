@@ -25,7 +25,7 @@ async def usage_report(ctx: ToolContext, args: UsageIn) -> UsageOut:
     """Requests, tokens and spend (USD) from the usage ledger over a period, grouped by model, team, task type, day… An admin key sees every team; other keys see their own team."""
     ledger = (await ctx.services.open()).ledger
     since = parse_since(args.since)
-    until = parse_since(args.until) if args.until else time()
+    until = parse_since(args.until, param="until") if args.until else time()
     groups = list(dict.fromkeys(args.group_by))
     team = permissions.team_scope(ctx.key, "usage.all_teams")
     query = groups if team is None or "team" in groups else [*groups, "team"]
