@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-cache router-model cache-verifier clean
+.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-cache bench-fuzz router-model cache-verifier clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ bench-router: install
 
 bench-mcp: install
 	$(BIN)/python benchmarks/mcp/run.py --output benchmarks/mcp/results/$$(date +%F).json
+
+# No input gets a 5xx: 20,000 grammar-based cases against the in-process gateway (benchmarks/fuzz/README.md).
+bench-fuzz: install
+	$(BIN)/python benchmarks/fuzz/run.py --output benchmarks/fuzz/results/$$(date +%F).json
 
 # Rebuild the bundled router from the RouterBench train rows (deterministic).
 router-model: install

@@ -206,3 +206,16 @@ async def test_an_oauth_client_given_a_wrong_key_is_told_the_key_was_refused(env
                 f"{ORIGIN}/mcp", json=INIT, headers={**ACCEPT, "Authorization": "Bearer sk-sophia-wrong"}
             )
     assert "400" in str(failed.value) and "API key was missing or refused" in str(failed.value)
+
+
+async def test_an_mcp_body_over_the_limit_is_refused_and_a_normal_one_served(env: Env, base: str) -> None:
+    """The SDK reads a POST body whole: the server bounds it first (after the key), as the gateway does."""
+    limit = env.settings.gateway.max_body_bytes
+    auth = {**ACCEPT, "Authorization": f"Bearer {env.user}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        big = await http.post(f"{base}/mcp", content=b"{" + b" " * limit + b"}", headers=auth)
+        stranger = await http.post(f"{base}/mcp", content=b"{" + b" " * limit + b"}", headers=ACCEPT)
+        fine = await http.post(f"{base}/mcp", json=INIT, headers=auth)
+    assert big.status_code == 413 and "limit" in big.text
+    assert stranger.status_code == 401  # the key first: a stranger's body is never read
+    assert fine.status_code == 200

@@ -33,9 +33,9 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
-from sophia.asgi import header, send_json
+from sophia.asgi import ClientGone, header, read_body, send_json
 from sophia.container import Services
-from sophia.errors import AuthenticationError, SophiaError
+from sophia.errors import AuthenticationError, PayloadTooLarge, SophiaError
 from sophia.mcp.errors import redact
 from sophia.mcp.registry import get_registry
 from sophia.mcp.server import SCOPE_KEY, build_server
@@ -88,6 +88,7 @@ class McpHttpApp:
         self.services = services
         self.owns_services = owns_services
         self.require_keys = services.settings.gateway.require_keys
+        self.max_body = services.settings.gateway.max_body_bytes
         names = {*LOOPBACK_NAMES, *(allowed_hosts or [])}
         if host not in ("0.0.0.0", "::"):
             names.add(f"[{host}]" if ":" in host else host)
@@ -153,6 +154,15 @@ class McpHttpApp:
         scope[SCOPE_KEY] = key
         if key is not None:
             scope["user"] = self._user(key)
+        if scope["method"] == "POST":
+            # The SDK reads a body whole, however large: read it here, bounded, after the key.
+            try:
+                body = await read_body(scope, receive, self.max_body)
+            except PayloadTooLarge as exc:
+                return await _plain(send, 413, exc.message)
+            except ClientGone:
+                return None
+            receive = _replay(body, receive)
         await self.manager.handle_request(scope, receive, send)
 
     def _user(self, key: KeyRecord) -> AuthenticatedUser:
@@ -284,3 +294,13 @@ async def serve_http(
 ) -> None:
     """Serve ``group`` over streamable HTTP in the running event loop until shut down."""
     await http_server(settings, group, host=host, port=port, services=services).serve()
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that gives ``body`` (already read) first, then what the client sends next."""
+    pending: list[dict[str, Any]] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Any:
+        return pending.pop() if pending else await receive()
+
+    return replayed
