@@ -286,21 +286,30 @@ class DatabaseBudgets:
                 self._leases.pop(lease.key.id, None)
             return
         async with lease.lock:
-            lease.busy = True  # calls admitted now would count against the old size
+            # Moving settled costs from the lease to the spend shifts the row and the lease's use by the
+            # same amount: calls keep being admitted against the lease meanwhile. Only shrinking an idle
+            # lease to what is in flight holds calls back (it reads ``inflight`` before the write).
+            lease.busy = idle
             try:
                 now = time()
                 flushed = lease.unflushed
-                size = lease.inflight if idle else max(lease.size - flushed, lease.inflight)
+                size = lease.inflight if idle else lease.size - flushed
                 steps = self._flush_steps(lease, flushed, budget_periods(lease.key, now))
-                steps.append(
-                    (
+                if idle:
+                    update = (
                         "UPDATE sophia_holds SET nanos = ?, expires = ? WHERE id = ?",
                         [size, now + LEASE_SECONDS, lease.id],
                     )
-                )
+                else:
+                    update = (
+                        "UPDATE sophia_holds SET nanos = nanos - ?, expires = ? WHERE id = ?",
+                        [flushed, now + LEASE_SECONDS, lease.id],
+                    )
+                steps.append(update)
                 await self.db.transaction(steps, lock=lease.key.id)
                 lease.unflushed -= flushed
-                lease.size, lease.expires = size, now + LEASE_SECONDS
+                lease.size = lease.inflight if idle else lease.size - flushed  # no await since: consistent
+                lease.expires = now + LEASE_SECONDS
             finally:
                 lease.busy = False
 

@@ -163,7 +163,9 @@ class Gateway:
             route = replace(route, chain=fits)
         key = ticket.key
         if key is not None and (key.budget_daily_usd is not None or key.budget_monthly_usd is not None):
-            prompt = tokens.prompt_tokens(body)
+            prompt = memo.get("prompt")
+            if prompt is None:
+                prompt = memo["prompt"] = tokens.prompt_tokens(body)
             worst = max(
                 m.cost(prompt, tokens.output_cap(body, m.context_window, prompt)) for m in route.chain
             )
