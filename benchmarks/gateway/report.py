@@ -336,3 +336,34 @@ def _rss_goal(name: str, spread: Spread) -> Goal:
     limit_mib = GOAL_RSS_MB * BYTES_PER_MB / BYTES_PER_MIB
     target = f"< {GOAL_RSS_MB} MB ({limit_mib:.0f} MiB)"
     return Goal(name, target, f"{spread.high:.0f} MiB", spread.high < limit_mib)
+
+
+#: (the row measured now, the same row at `run.py --before REF`)
+BEFORE_AFTER = (
+    ("sophia", "sophia-before"),
+    ("sophia+varied", "sophia-before+varied"),
+    ("sophia-cache", "sophia-cache-before"),
+    ("sophia-cache+varied", "sophia-cache-before+varied"),
+)
+
+
+def before_after_table(
+    measurements: list[Measurement], labels: dict[str, str], levels: list[int]
+) -> str | None:
+    """Each Sophia row against itself at `--before REF`, round by round: requests/s now over before,
+    and p50 now minus before, at every connection level (None without before rows)."""
+    present = {m.row for m in measurements}
+    pairs = [(now, then) for now, then in BEFORE_AFTER if now in present and then in present]
+    if not pairs:
+        return None
+    head = ["row (now vs --before)"]
+    for level in levels:
+        head += [f"req/s now/before @{level}", f"p50 now-before @{level}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for now, then in pairs:
+        cells = [labels.get(now, now)]
+        for level in levels:
+            cells.append(_cell(ratio(measurements, now, then, level), _fmt_ratio))
+            cells.append(_cell(added_p50_us(measurements, now, then, level), _fmt_ms, signed=True))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

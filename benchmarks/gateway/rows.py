@@ -23,6 +23,10 @@ ROW_LABELS = {
     ("sophia", "varied"): "Sophia {version}, cache off (pass-through), varied bodies",
     ("sophia-cache", "fixed"): "Sophia {version}, cache on: exact hits (fixed body)",
     ("sophia-cache", "varied"): "Sophia {version}, cache on: misses (varied bodies)",
+    ("sophia-before", "fixed"): "Sophia {version}, cache off (pass-through)",
+    ("sophia-before", "varied"): "Sophia {version}, cache off (pass-through), varied bodies",
+    ("sophia-cache-before", "fixed"): "Sophia {version}, cache on: exact hits (fixed body)",
+    ("sophia-cache-before", "varied"): "Sophia {version}, cache on: misses (varied bodies)",
 }
 
 

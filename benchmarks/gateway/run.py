@@ -39,13 +39,14 @@ from report import (
     MICROSECONDS_PER_MILLISECOND,
     Measurement,
     answers_lines,
+    before_after_table,
     goals_table,
     markdown_table,
     summarise,
 )
 from rows import Row, build_rows
 from sophia_cache import prime_exact_hit, settle, warm_up
-from targets import TARGETS, UPSTREAM_COMPLETION, Context, Target, start_upstream
+from targets import BEFORE_TARGETS, TARGETS, UPSTREAM_COMPLETION, Context, Target, start_upstream
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -92,8 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--targets",
         type=_target_list,
-        default=list(TARGETS),
-        help=f"comma-separated targets, from {','.join(TARGETS)} (default: all)",
+        default=None,
+        help=f"comma-separated targets, from {','.join(TARGETS)} (default: all; the *-before ones with --before)",
     )
     parser.add_argument(
         "--skip",
@@ -116,11 +117,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sophia-bin", type=Path, default=DEFAULT_SOPHIA_BIN, help="the sophia command to run"
     )
+    parser.add_argument(
+        "--before",
+        metavar="REF",
+        help="also measure Sophia at this git commit (sophia-before, sophia-cache-before), same run",
+    )
     parser.add_argument("--output", type=Path, help="results JSON path (default: results/<date>.json)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the configs and server logs")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
         parser.error("--rounds and --duration must be at least 1, --warmup at least 0")
+    if args.targets is None:
+        args.targets = [key for key in TARGETS if args.before or key not in BEFORE_TARGETS]
+    if not args.before and any(key in BEFORE_TARGETS for key in args.targets):
+        parser.error(f"{', '.join(BEFORE_TARGETS)} need --before REF")
     args.targets = [key for key in args.targets if key not in args.skip]
     if not args.targets:
         parser.error("--skip leaves no target to measure")
@@ -158,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sophia-bench-"))
     ctx = Context(workdir=workdir, peers_dir=args.peers_dir, sophia_bin=args.sophia_bin, nginx_bin=nginx_bin)
     try:
+        if args.before:
+            ctx.before_src, ctx.before_ref = _checkout(args.before, workdir / "before"), args.before
         with _stopping_everything(ctx):
             start_upstream(ctx)
             targets, skipped = _start_targets(ctx, args.targets)
@@ -168,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"Measuring {', '.join(row.key for row in rows)}: {_duration_estimate(args, len(rows))}.")
             measurements, questions_used = _measure(rows, args)
     finally:
+        if ctx.before_src is not None:
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(workdir / "before")],
+                check=False,
+            )
         if args.keep_workdir:
             _say(f"Configs and logs kept in {workdir}")
         else:
@@ -176,12 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     labels = {row.key: row.label for row in rows}
     table = markdown_table(measurements, labels, args.connections)
     goals = goals_table(measurements, args.connections)
+    before_after = before_after_table(measurements, labels, args.connections)
     checks = answers_lines(measurements, labels)
     results = _results(args, targets, rows, skipped, idle_rss, measurements, table, questions_used)
+    if before_after:
+        results["before"] = {"ref": args.before, "table": before_after}
     path = _write_results(results, args.output)
     print(f"\n{table}\n")
     if goals:
         print(f"{goals}\n")
+    if before_after:
+        print(f"Now against --before {args.before} (same run, round by round):\n\n{before_after}\n")
     if checks:
         print("What the cache answered (x-sophia-cache, counted by wrk over the measured loads):")
         print("\n".join(f"- {line}" for line in checks) + "\n")
@@ -192,6 +214,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --- setting up and tearing down ----------------------------------------------------------
+
+
+def _checkout(ref: str, folder: Path) -> Path:
+    """Sophia's source at ``ref`` in a detached git worktree; its ``src`` folder."""
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(folder), ref],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"cannot check out {ref!r}: {done.stderr.strip()}")
+    return folder / "src"
 
 
 def _require_tools() -> str:

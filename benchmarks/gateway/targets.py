@@ -66,6 +66,9 @@ class Context:
     upstream: Service | None = None
     upstream_port: int = 0
     started: list[Service] = field(default_factory=list)
+    # `run.py --before REF`: Sophia's source at REF (a git worktree), run by the same venv
+    before_src: Path | None = None
+    before_ref: str = ""
 
     @property
     def upstream_base_url(self) -> str:
@@ -89,6 +92,15 @@ class Context:
         """The parent's environment, with every loopback call kept off any HTTP proxy."""
         env = dict(os.environ)
         env["NO_PROXY"] = env["no_proxy"] = f"{LOOPBACK},localhost"
+        return env
+
+    def before_env(self) -> dict[str, str]:
+        """The environment that runs Sophia at ``before_ref``: its source first on the path (the venv's
+        editable install is a plain path entry, which PYTHONPATH precedes)."""
+        if self.before_src is None:
+            raise StartError("the before targets need `run.py --before REF`")
+        env = self.env()
+        env["PYTHONPATH"] = str(self.before_src)
         return env
 
 
@@ -300,7 +312,19 @@ def start_sophia_cache(ctx: Context) -> Target:
     return _start_sophia(ctx, "sophia-cache", "Sophia, cache on", cache_on=True)
 
 
-def _start_sophia(ctx: Context, key: str, label: str, cache_on: bool) -> Target:
+def start_sophia_before(ctx: Context) -> Target:
+    """The pass-through at an earlier commit (`--before REF`), for a before/after in the same run."""
+    return _start_sophia(ctx, "sophia-before", "Sophia", cache_on=False, env=ctx.before_env())
+
+
+def start_sophia_cache_before(ctx: Context) -> Target:
+    """Sophia with its defaults at an earlier commit (`--before REF`)."""
+    return _start_sophia(ctx, "sophia-cache-before", "Sophia, cache on", cache_on=True, env=ctx.before_env())
+
+
+def _start_sophia(
+    ctx: Context, key: str, label: str, cache_on: bool, env: dict[str, str] | None = None
+) -> Target:
     _require(ctx.sophia_bin, "Sophia")
     port, mcp_port = free_port(), free_port()
     config = ctx.workdir / f"{key}.yaml"
@@ -313,10 +337,10 @@ def _start_sophia(ctx: Context, key: str, label: str, cache_on: bool) -> Target:
         model=SOPHIA_MODEL,
     )
     config.write_text(text if cache_on else text + SOPHIA_CACHE_OFF)
-    secret = _create_sophia_key(ctx, config, "bench", *SOPHIA_KEY_LIMITS)
-    admin = _create_sophia_key(ctx, config, "bench-admin", "--admin") if cache_on else None
+    secret = _create_sophia_key(ctx, config, "bench", *SOPHIA_KEY_LIMITS, env=env)
+    admin = _create_sophia_key(ctx, config, "bench-admin", "--admin", env=env) if cache_on else None
     command = [str(ctx.sophia_bin), "run", "--config", str(config)]
-    service = ctx.launch(key, command, port)
+    service = ctx.launch(key, command, port, env=env)
     service.ports.append(mcp_port)
     service.wait_until_healthy(f"http://{LOOPBACK}:{port}/health", HEALTH_TIMEOUT_SECONDS)
     return Target(
@@ -325,18 +349,26 @@ def _start_sophia(ctx: Context, key: str, label: str, cache_on: bool) -> Target:
         port=port,
         model=SOPHIA_MODEL,
         service=service,
-        version=_python_package_version(ctx.sophia_bin.parent / "python", "sophia"),
+        version=_python_package_version(ctx.sophia_bin.parent / "python", "sophia")
+        + (f" @ {ctx.before_ref}" if env is not None else ""),
         headers={"Authorization": f"Bearer {secret}"},
         cache_on=cache_on,
         admin_headers={"Authorization": f"Bearer {admin}"} if admin else {},
     )
 
 
-def _create_sophia_key(ctx: Context, config: Path, name: str, *options: str) -> str:
+def _create_sophia_key(
+    ctx: Context, config: Path, name: str, *options: str, env: dict[str, str] | None = None
+) -> str:
     command = [str(ctx.sophia_bin), "keys", "create", "--config", str(config), "--name", name, *options]
     command.append("--print-secret-only")
     done = subprocess.run(
-        command, capture_output=True, text=True, env=ctx.env(), timeout=CLI_TIMEOUT_SECONDS, check=False
+        command,
+        capture_output=True,
+        text=True,
+        env=env or ctx.env(),
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=False,
     )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -349,12 +381,17 @@ def _create_sophia_key(ctx: Context, config: Path, name: str, *options: str) -> 
 
 # --- the table -------------------------------------------------------------------------------
 
+#: targets measured only with `run.py --before REF`
+BEFORE_TARGETS = ("sophia-before", "sophia-cache-before")
+
 TARGETS: dict[str, TargetSpec] = {
     spec.key: spec
     for spec in (
         TargetSpec("nginx", "nginx direct (floor)", start_nginx_direct),
         TargetSpec("sophia", "Sophia", start_sophia),
         TargetSpec("sophia-cache", "Sophia, cache on", start_sophia_cache),
+        TargetSpec("sophia-before", "Sophia at --before", start_sophia_before),
+        TargetSpec("sophia-cache-before", "Sophia, cache on, at --before", start_sophia_cache_before),
         TargetSpec("litellm", "LiteLLM proxy", start_litellm),
         TargetSpec("portkey", "Portkey gateway", start_portkey),
     )

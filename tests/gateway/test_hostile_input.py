@@ -147,3 +147,12 @@ async def test_the_key_is_checked_before_the_body_is_read(upstream: FakeUpstream
     finally:
         await gw.close()
     assert sent[0]["status"] == 401 and reads == 0
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "-inf", "abc"])
+async def test_router_options_must_be_finite_non_negative_numbers(
+    http: httpx.AsyncClient, value: str
+) -> None:
+    body = chat("sophia/auto", metadata={"quality_target": value})
+    error = assert_openai_error(await http.post("/v1/chat/completions", json=body), 400)
+    assert error["param"] == "metadata.quality_target"

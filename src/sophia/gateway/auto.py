@@ -12,6 +12,7 @@ The router and MiniLM load on the first ``sophia/auto`` request, never at start-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,8 +51,11 @@ def _option(name: str, *sources: Mapping[str, Any] | None) -> float | None:
             raise InvalidRequest(
                 f"metadata.{name} must be a number, not {value!r}", param=f"metadata.{name}"
             ) from None
-        if number < 0:
-            raise InvalidRequest(f"metadata.{name} must not be negative", param=f"metadata.{name}")
+        if not 0 <= number < math.inf:  # NaN and infinities too
+            raise InvalidRequest(
+                f"metadata.{name} must be a finite, non-negative number, not {value!r}",
+                param=f"metadata.{name}",
+            )
         return number
     return None
 
