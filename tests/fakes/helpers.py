@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sophia.settings import Settings, load_settings
@@ -45,3 +47,30 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> Settings:
 
 def chat(model: str, text: str = "hi", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@contextlib.asynccontextmanager
+async def served(gateway: Any) -> AsyncIterator[str]:
+    """The gateway's HTTP app on a real loopback port, in this event loop (a client that hangs up
+    must really close a socket); yields its base URL."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from sophia.gateway.app import GatewayApp
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(GatewayApp(gateway), log_level="warning", lifespan="on", loop="asyncio")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
 from fakes.helpers import chat, gateway_settings
+from fakes.helpers import served as serve_gateway
 from fakes.upstream import FakeUpstream
-from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
 
 
 @pytest.fixture
 async def served(upstream: FakeUpstream) -> AsyncIterator[tuple[str, Gateway, str]]:
     gw = Gateway(gateway_settings(upstream.url, reliability={"timeout": 30, "first_byte_timeout": 30}))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(GatewayApp(gw), log_level="warning", lifespan="on", loop="asyncio")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    secret, _ = await gw.accounts.keys.create(name="disconnect")
-    yield f"http://127.0.0.1:{port}", gw, secret
-    server.should_exit = True
-    await task
-    sock.close()
+    async with serve_gateway(gw) as url:
+        secret, _ = await gw.accounts.keys.create(name="disconnect")
+        yield url, gw, secret
 
 
 async def wait_for(predicate: object, seconds: float = 5.0) -> None:

@@ -4,15 +4,14 @@ overshoot a budget by at most one call's cost."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from fakes.helpers import chat, gateway_settings
+from fakes.helpers import served as serve_gateway
 from fakes.upstream import USAGE, FakeUpstream
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
@@ -35,18 +34,8 @@ def priced_settings(upstream: FakeUpstream) -> Any:
 async def served(upstream: FakeUpstream) -> AsyncIterator[tuple[str, Gateway]]:
     """The gateway on a real loopback port (a client that hangs up must really close its socket)."""
     gw = Gateway(priced_settings(upstream))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(GatewayApp(gw), log_level="warning", lifespan="on", loop="asyncio")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}", gw
-    server.should_exit = True
-    await task
-    sock.close()
+    async with serve_gateway(gw) as url:
+        yield url, gw
 
 
 async def _rows(gw: Gateway, where: str = "1 = 1") -> list[dict[str, Any]]:
