@@ -115,7 +115,7 @@ class Accounts:
         """Hold a call's worst-case cost against the key's budgets, atomically across processes, or raise
         ``BudgetExceeded`` when what the key spent plus what its calls in flight hold has reached a
         budget. None for a key without budgets. Every hold must reach ``commit`` (or expire)."""
-        if key is None or (key.budget_daily_usd is None and key.budget_monthly_usd is None):
+        if key is None or not key.budgeted:
             return None
         return await self.limiter.reserve(key, usd, time() if now is None else now)
 

@@ -91,6 +91,11 @@ class KeyRecord:
         return _allows(self.allowed_tools, name)
 
     @property
+    def budgeted(self) -> bool:
+        """Whether a daily or monthly budget applies to this key (its calls reserve their worst case)."""
+        return self.budget_daily_usd is not None or self.budget_monthly_usd is not None
+
+    @property
     def limited(self) -> bool:
         """Whether any rate limit or budget applies to this key."""
         return not (

@@ -79,10 +79,6 @@ class Limiter(Protocol):
     async def close(self) -> None: ...
 
 
-def has_budget(key: KeyRecord) -> bool:
-    return key.budget_daily_usd is not None or key.budget_monthly_usd is not None
-
-
 def day_start(now: float) -> float:
     """Epoch seconds of 00:00 UTC on ``now``'s day."""
     return now - now % DAY
@@ -180,7 +176,7 @@ class MemoryLimiter:
             admitted.append(now)
 
     async def reserve(self, key: KeyRecord, usd: float, now: float) -> Hold | None:
-        if not has_budget(key):
+        if not key.budgeted:
             return None
         return await self.budgets.reserve(key, usd, now)
 
@@ -204,7 +200,7 @@ class MemoryLimiter:
                 usage.buckets.append([second, tokens])
             usage.tokens += tokens
             self._expire_tokens(usage, now)
-        if hold is not None or (cost_usd > 0 and has_budget(key)):
+        if hold is not None or (cost_usd > 0 and key.budgeted):
             await self.budgets.settle(key, hold, cost_usd, now)
 
     async def close(self) -> None:

@@ -35,7 +35,6 @@ from sophia.accounts.limits import (
     Hold,
     SpendLookup,
     day_start,
-    has_budget,
     month_end,
     month_start,
     nanos,
@@ -196,7 +195,7 @@ class RedisLimiter:
             raise tpm_limited(key.tpm or 0, value / 1000)
 
     async def reserve(self, key: KeyRecord, usd: float, now: float) -> Hold | None:
-        if not has_budget(key):
+        if not key.budgeted:
             return None
         keys = self._keys(key.id, now)[2:]
         now_ms = int(now * 1000)
@@ -240,7 +239,7 @@ class RedisLimiter:
         self, key: KeyRecord, tokens: int, cost_usd: float, now: float, hold: Hold | None = None
     ) -> None:
         tokens = int(tokens) if key.tpm is not None and tokens > 0 else 0
-        cost = nanos(cost_usd) if cost_usd > 0 and has_budget(key) else 0
+        cost = nanos(cost_usd) if cost_usd > 0 and key.budgeted else 0
         if not tokens and not cost and hold is None:
             return
         keys = self._keys(key.id, now)[1:]

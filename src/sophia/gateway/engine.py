@@ -162,7 +162,7 @@ class Gateway:
                 )
             route = replace(route, chain=fits)
         key = ticket.key
-        if key is not None and (key.budget_daily_usd is not None or key.budget_monthly_usd is not None):
+        if key is not None and key.budgeted:
             prompt = memo.get("prompt")
             if prompt is None:
                 prompt = memo["prompt"] = tokens.prompt_tokens(body)
@@ -258,7 +258,7 @@ class Gateway:
         try:
             await self.accounts.admit(key, model)
             route = self.catalog.resolve(model, EMBEDDINGS)
-            if key is not None and (key.budget_daily_usd is not None or key.budget_monthly_usd is not None):
+            if key is not None and key.budgeted:
                 used = tokens.input_tokens(body.get("input"))
                 ticket.hold = await self.accounts.reserve(key, max(m.cost(used, 0) for m in route.chain))
             completion, info = await self._run(
