@@ -293,22 +293,18 @@ class DatabaseBudgets:
             try:
                 now = time()
                 flushed = lease.unflushed
+                # The row holds ``lease.size`` (only this process writes it, under the lock).
                 size = lease.inflight if idle else lease.size - flushed
                 steps = self._flush_steps(lease, flushed, budget_periods(lease.key, now))
-                if idle:
-                    update = (
+                steps.append(
+                    (
                         "UPDATE sophia_holds SET nanos = ?, expires = ? WHERE id = ?",
                         [size, now + LEASE_SECONDS, lease.id],
                     )
-                else:
-                    update = (
-                        "UPDATE sophia_holds SET nanos = nanos - ?, expires = ? WHERE id = ?",
-                        [flushed, now + LEASE_SECONDS, lease.id],
-                    )
-                steps.append(update)
+                )
                 await self.db.transaction(steps, lock=lease.key.id)
                 lease.unflushed -= flushed
-                lease.size = lease.inflight if idle else lease.size - flushed  # no await since: consistent
+                lease.size = size  # what the row now holds
                 lease.expires = now + LEASE_SECONDS
             finally:
                 lease.busy = False
