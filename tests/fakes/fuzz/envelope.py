@@ -141,18 +141,13 @@ def mangle_envelope(rng: random.Random, case: Case) -> tuple[Case, str]:
         pieces = rng.choice((2, 3, 17, 1000))
         return case._replace(headers=(*case.headers, (CHUNKS, str(pieces)))), f"body in {pieces} chunks"
     headers = list(case.headers)
-    if kind == 0:
-        value = rng.choice(CONTENT_TYPES)
-        headers = [h for h in headers if h[0] != "content-type"]
+    if kind in (0, 1):
+        name = "content-type" if kind == 0 else "authorization"
+        value = rng.choice(CONTENT_TYPES if kind == 0 else AUTHS)
+        headers = [h for h in headers if h[0] != name]
         if value is not None:
-            headers.append(("content-type", value))
-        return case._replace(headers=tuple(headers)), f"content-type {value!r:.40}"
-    if kind == 1:
-        value = rng.choice(AUTHS)
-        headers = [h for h in headers if h[0] != "authorization"]
-        if value is not None:
-            headers.append(("authorization", value))
-        return case._replace(headers=tuple(headers)), f"authorization {value!r:.40}"
+            headers.append((name, value))
+        return case._replace(headers=tuple(headers)), f"{name} {value!r:.40}"
     if kind == 2:
         extra = rng.choice(EXTRA_HEADERS)
         return case._replace(headers=(*headers, extra)), f"header {extra[0][:30]}"

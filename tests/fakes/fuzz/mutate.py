@@ -80,21 +80,13 @@ def put_at(value: Any, path: tuple[Any, ...], new: Any) -> Any:
     if not path:
         return new
     head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        out = dict(value)
-        child = put_at(value[head], rest, new)
-        if child is DROP:
-            del out[head]
-        else:
-            out[head] = child
-        return out
-    out_list = list(value)
+    out = dict(value) if isinstance(value, dict) else list(value)
     child = put_at(value[head], rest, new)
     if child is DROP:
-        del out_list[head]
+        del out[head]
     else:
-        out_list[head] = child
-    return out_list
+        out[head] = child
+    return out
 
 
 DROP = object()
