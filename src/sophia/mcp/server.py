@@ -10,6 +10,7 @@ long work sends progress at least every second, and each call leaves one ledger 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
@@ -161,9 +162,12 @@ class Handlers:
                 "the Sophia server log has the details. Try again or report it."
             )
         await self._record(ctx, ts, t0, "ok", None, 200)
-        return types.CallToolResult(
-            content=[types.TextContent(text=output.render())], structured_content=output.structured()
-        )
+        content: list[types.TextContent | types.ImageContent] = [types.TextContent(text=output.render())]
+        content += [
+            types.ImageContent(data=base64.b64encode(data).decode(), mime_type=mime)
+            for mime, data in output.images()
+        ]
+        return types.CallToolResult(content=content, structured_content=output.structured())
 
     async def _run(self, tool: Tool, ctx: ToolContext, args: Any) -> Any:
         # A quick call costs one timer; only a call still running after HEARTBEAT gets a heartbeat task.

@@ -78,6 +78,10 @@ class Output(BaseModel):
         """A rendering for clients that read only text (default: the structured content as JSON)."""
         return orjson.dumps(self.structured()).decode()
 
+    def images(self) -> list[tuple[str, bytes]]:
+        """Pictures to show beside the text, as ``(mime type, bytes)`` (default: none; a chart's PNG)."""
+        return []
+
 
 @dataclass(frozen=True, slots=True)
 class Tool:

@@ -5,7 +5,7 @@ Nested fields use ``__`` in the environment: ``SOPHIA_GATEWAY__PORT=9000``,
 ``SOPHIA_PROVIDERS__OPENAI__API_KEY=...``. See docs/configuration.md for the complete format.
 
 **The settings rule**: every room's section lives here, in ``sophia.settings`` (``gateway``,
-``router``, ``cache``, ``mcp`` modules, one per room), and a room imports its section from here.
+``router``, ``cache``, ``mcp``, ``warehouse``, ``knowledge`` modules, one per room), and a room imports its section from here.
 This package imports nothing of Sophia but ``sophia.errors``, so every room may depend on it and
 it depends on none (the import contracts in pyproject.toml keep it so).
 """
@@ -34,8 +34,10 @@ from sophia.settings.gateway import (
     StorageSettings,
     default_aliases,
 )
+from sophia.settings.knowledge import KnowledgeSettings
 from sophia.settings.mcp import McpSettings
 from sophia.settings.router import RouterSettings
+from sophia.settings.warehouse import WarehouseSettings
 
 __all__ = [
     "CONFIG_ENV",
@@ -43,6 +45,7 @@ __all__ = [
     "AliasSettings",
     "CacheSettings",
     "GatewaySettings",
+    "KnowledgeSettings",
     "LocalSettings",
     "McpSettings",
     "ModelCacheSettings",
@@ -53,6 +56,7 @@ __all__ = [
     "Settings",
     "StorageSettings",
     "Strategy",
+    "WarehouseSettings",
     "config_path",
     "load_settings",
 ]
@@ -113,6 +117,8 @@ class Settings(BaseSettings):
     router: RouterSettings = Field(default_factory=RouterSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     aliases: dict[str, AliasSettings] = Field(default_factory=default_aliases)

@@ -1,0 +1,29 @@
+"""The knowledge room's section (``knowledge:``, ``SOPHIA_KNOWLEDGE__…``): where chunks live and how they are cut."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class KnowledgeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None,
+        description="The chunk store: None for the embedded store in the data folder "
+        "(knowledge/knowledge.db), sqlite:///… for the embedded store elsewhere, "
+        "postgresql://… for PostgreSQL with pgvector (many instances).",
+    )
+    chunk_words: int = Field(
+        160,
+        ge=20,
+        le=2000,
+        description="Words a chunk holds at most (a longer single turn or sentence stays whole). "
+        "160 words and a title fit MiniLM's 256 word pieces, so the whole chunk is embedded.",
+    )
+    batch_size: int = Field(32, ge=1, le=512, description="Chunks embedded per model call when ingesting.")
+    candidates: int = Field(
+        100, ge=1, le=5000, description="Hits each half (full text, vectors) ranks before they are fused."
+    )
+    rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion: 1 / (k + rank).")
+    max_k: int = Field(100, ge=1, le=1000, description="The most hits one search may ask for.")
