@@ -75,3 +75,33 @@ def answering(action: Any, confirm: bool = True) -> Any:
 def sophia_cli(*args: str) -> list[str]:
     """`sophia <args>` as a command (the installed CLI, through this interpreter)."""
     return [sys.executable, "-m", "sophia", *args]
+
+
+def start_http_server(name: str, config: Any, port: int) -> Any:
+    """`sophia mcp serve NAME --port PORT` as a process, once it answers (fails the test if it does not)."""
+    import subprocess
+    import time
+
+    import httpx
+    import pytest
+
+    proc = subprocess.Popen(
+        sophia_cli("mcp", "serve", name, "--port", str(port), "--config", str(config)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(
+                f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource", timeout=1
+            ).is_success:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            out = proc.communicate()[0] if proc.poll() is not None else ""
+            pytest.fail(f"sophia mcp serve {name} did not start:\n{out}")
+        time.sleep(0.1)

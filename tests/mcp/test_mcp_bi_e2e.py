@@ -7,13 +7,11 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from mcp_support import sophia_cli
+from mcp_support import sophia_cli, start_http_server
 from test_mcp_e2e import inspector, make_keys, needs_npx
 
 from fakes.process import free_port, write_config
@@ -52,28 +50,7 @@ def bi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
     assert "indexed" in built.stdout
     key, _ = make_keys(config)
     port = free_port()
-    proc = subprocess.Popen(
-        sophia_cli("mcp", "serve", "bi", "--port", str(port), "--config", str(config)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(
-                f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource", timeout=1
-            ).is_success:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(
-                "sophia mcp serve bi did not start:\n"
-                + (proc.communicate()[0] if proc.poll() is not None else "")
-            )
-        time.sleep(0.1)
+    proc = start_http_server("bi", config, port)
     yield f"http://127.0.0.1:{port}/mcp", key
     os.killpg(proc.pid, signal.SIGTERM)
     proc.communicate(timeout=15)

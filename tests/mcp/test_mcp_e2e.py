@@ -9,16 +9,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
-from mcp_support import sophia_cli, text
+from mcp_support import sophia_cli, start_http_server, text
 
 from fakes.process import free_port, write_config
 from fakes.upstream import FakeUpstream
@@ -80,30 +78,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     config = write_config(home / "sophia.yaml", config_for(home / "home", None))
     key, narrow = make_keys(config)
     port = free_port()
-    proc = subprocess.Popen(
-        sophia_cli("mcp", "serve", "ai", "--port", str(port), "--config", str(config)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_http_server("ai", config, port)
     url = f"http://127.0.0.1:{port}/mcp"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if (
-                httpx.get(
-                    f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource", timeout=1
-                ).status_code
-                == 200
-            ):
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.communicate()[0] if proc.poll() is not None else ""
-            pytest.fail(f"sophia mcp serve did not start:\n{out}")
-        time.sleep(0.1)
     yield Served(config, url, key, narrow)
     os.killpg(proc.pid, signal.SIGTERM)
     try:
