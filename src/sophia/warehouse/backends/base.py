@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import sqlglot
 from sqlglot import exp
 
 from sophia.settings.warehouse import WarehouseSettings
@@ -79,12 +78,11 @@ class Backend(ABC):
         return _page(columns, rows[offset:], limit, checked.sql, checked.tables)
 
     def paged_sql(self, sql: str, limit: int, offset: int) -> str:
-        inner = sqlglot.parse_one(sql, read=self.dialect)
-        page = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("sophia_page")))
-        outer = exp.select("*").from_(page).limit(limit)
-        if offset:
-            outer = outer.offset(offset)
-        return outer.sql(dialect=self.dialect)
+        """A page of ``sql``, which must be a checked statement (``Checked.sql``: one SELECT regenerated
+        by sqlglot, comments gone), so wrapping its text is safe and saves a second parse (~2 ms).
+        ``LIMIT n OFFSET m`` reads the same in DuckDB, PostgreSQL and Snowflake."""
+        page = f"SELECT * FROM ({sql}) AS sophia_page LIMIT {int(limit)}"
+        return f"{page} OFFSET {int(offset)}" if offset else page
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier of this dialect (for the backend's own catalog queries)."""
