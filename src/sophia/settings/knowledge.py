@@ -21,7 +21,7 @@ class KnowledgeSettings(BaseModel):
         description="Words a chunk holds at most (a longer single turn or sentence stays whole). "
         "160 words and a title fit MiniLM's 256 word pieces, so the whole chunk is embedded.",
     )
-    batch_size: int = Field(32, ge=1, le=512, description="Chunks embedded per model call when ingesting.")
+    batch_size: int = Field(64, ge=1, le=512, description="Chunks embedded per model call when ingesting.")
     candidates: int = Field(
         100, ge=1, le=5000, description="Hits each half (full text, vectors) ranks before they are fused."
     )
