@@ -6,24 +6,10 @@ import duckdb
 import pytest
 
 from sophia.warehouse.metrics import MetricCatalog, MetricQuery
-from sophia.warehouse.metrics.corpus import SHAPES
+from sophia.warehouse.metrics.corpus import shaped_queries
 from warehouse.metrics.metrics_helpers import Postgres, same
 
 pytestmark = pytest.mark.postgres
-
-
-def _queries(catalog: MetricCatalog) -> list[MetricQuery]:
-    found: list[MetricQuery] = []
-    for info in catalog.metrics():
-        for shape in SHAPES:
-            if not set(shape) <= set(info.dimensions):
-                continue
-            if info.requires_metric_time and not any(name.startswith("metric_time") for name in shape):
-                continue
-            found.append(
-                MetricQuery(metrics=[info.name], group_by=shape, start="2024-06-01", end="2026-06-01")
-            )
-    return found
 
 
 def test_every_metric_same_on_duckdb_and_postgres(
@@ -31,7 +17,7 @@ def test_every_metric_same_on_duckdb_and_postgres(
 ) -> None:
     checked: dict[str, int] = {}
     mismatches: list[str] = []
-    for query in _queries(catalog):
+    for query in shaped_queries(catalog, "2024-06-01", "2026-06-01"):
         on_duck = duck.execute(catalog.compile(query, "duckdb")).fetchall()
         on_pg = pg.fetch(catalog.compile(query, "postgres"))
         if not same(on_duck, on_pg):
