@@ -260,3 +260,11 @@ async def test_ask_data_runs_end_to_end_with_the_local_model(demo: Path, tmp_pat
         assert rows and rows[0]["served_model"] == "local"
     finally:
         await services.close()
+
+
+async def test_kpi_report_takes_as_many_metrics_as_its_schema_allows(bi: Bi) -> None:
+    names = ["revenue", "bookings", "win_rate", "average_deal_size", "sales_cycle_days", "deals_won",
+             "deals_lost", "deals_closed", "calls", "tickets", "churned_accounts", "new_customers"]  # fmt: skip
+    result = await call(bi, "kpi_report", {"period": "quarter", "end": "2026-08-15", "metrics": names})
+    assert not result.is_error, text(result)
+    assert [r["metric"] for r in result.structured_content["rows"]] == names

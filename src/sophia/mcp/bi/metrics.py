@@ -23,7 +23,6 @@ from sophia.mcp.tools import ToolSet
 
 tools = ToolSet()
 
-GRAINS = ["day", "week", "month", "quarter", "year"]
 #: kpi_report's default metrics, those of them the catalogue defines
 HEADLINE = (
     "revenue",
@@ -123,8 +122,10 @@ async def kpi_report(ctx: ToolContext, args: KpiIn) -> KpiOut:
     prev_start, _ = period_bounds(args.period, start - timedelta(days=1))
     values: dict[str, dict[str, Any]] = {}
     grain = f"metric_time__{args.period}"
-    args_in = MetricQueryIn(metrics=names, group_by=[grain], start=prev_start, end=end)
-    result = await run_metrics(ctx, metric_query(args_in), limit=10)
+    from sophia.warehouse.metrics import MetricQuery  # the compiler's imports load with the first query
+
+    query = MetricQuery(metrics=names, group_by=[grain], start=prev_start.isoformat(), end=end.isoformat())
+    result = await run_metrics(ctx, query, limit=10)
     cols = [c.name for c in result.columns]
     for row in result.rows:
         record = dict(zip(cols, row, strict=True))
