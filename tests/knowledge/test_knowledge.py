@@ -147,7 +147,7 @@ async def test_hybrid_finds_what_each_half_alone_ranks_second(tmp_path: Path) ->
     hybrid = await kb.search(query, k=3)
     assert [h.document_id for h in hybrid] == ["answer", "stuffed", "paraphrase"]
     assert hybrid[0].ranks == {"text": 2, "vector": 2}
-    assert hybrid[0].score == pytest.approx(2 / 62)
+    assert hybrid[0].score == pytest.approx(2 / (KnowledgeSettings().rrf_k + 2))
     await kb.close()
 
 
@@ -155,6 +155,17 @@ def test_fusion_orders_by_summed_reciprocal_ranks_then_id() -> None:
     fused = fuse([[("a", 9.0), ("b", 5.0)], [("c", 0.9), ("b", 0.8)]], 60)
     assert [c for c, _, _ in fused] == ["b", "a", "c"]
     assert fused[0][2] == [2, 2] and fused[1][2] == [1, 0]
+
+
+def test_weighted_fusion_lets_one_half_count_more() -> None:
+    rankings = [[("a", 9.0), ("b", 5.0)], [("c", 0.9), ("a", 0.1)]]
+    assert [c for c, _, _ in fuse(rankings, 10)] == ["a", "c", "b"]
+    text_only = fuse(rankings, 10, (1.0, 0.0))  # a weight of 0 keeps the ranks but not the votes
+    assert [c for c, s, _ in text_only if s > 0] == ["a", "b"] and text_only[0][1] == pytest.approx(
+        1 / 11 + 0
+    )
+    vector_heavy = fuse(rankings, 10, (0.05, 1.0))
+    assert vector_heavy[0][0] == "c" and vector_heavy[0][1] == pytest.approx(1 / 11)
 
 
 async def test_the_store_survives_a_restart(tmp_path: Path, encoder: CountingEncoder) -> None:

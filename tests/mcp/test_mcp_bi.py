@@ -123,6 +123,24 @@ async def test_run_sql_pages_and_shows_what_ran(bi: Bi) -> None:
     assert "deals" in first["sql"] and first["elapsed_ms"] >= 0
 
 
+async def test_result_rows_are_published_as_a_plain_array(bi: Bi) -> None:
+    """Every SDK client validates each result against the output schema: rows described cell by cell
+    made that check walk the whole page (benchmarks/warehouse/README.md), so the schema stops at the
+    array while the server still sends arrays of cells."""
+    server = build_server(get_registry().get("bi"), bi.services, secret=bi.key)
+    async with Client(server) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    for name in ("run_sql", "query_metrics", "ask_data"):
+        schema = tools[name].output_schema
+        assert schema is not None
+        rows = schema["properties"]["rows"]
+        assert rows["type"] == "array" and "items" not in rows, name
+    page = (
+        await call(bi, "run_sql", {"sql": "SELECT deal_id, amount FROM deals LIMIT 3"})
+    ).structured_content
+    assert len(page["rows"]) == 3 and all(isinstance(r, list) and len(r) == 2 for r in page["rows"])
+
+
 @pytest.mark.parametrize(
     ("sql", "why"),
     [

@@ -39,14 +39,17 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def fuse(rankings: Sequence[Sequence[tuple[str, float]]], k: int) -> list[tuple[str, float, list[int]]]:
-    """Reciprocal rank fusion: (chunk id, sum of 1 / (k + rank), rank in each ranking or 0), best
-    first, ties by chunk id (so every store orders them alike)."""
+def fuse(
+    rankings: Sequence[Sequence[tuple[str, float]]], k: int, weights: Sequence[float] | None = None
+) -> list[tuple[str, float, list[int]]]:
+    """Weighted reciprocal rank fusion: (chunk id, sum of weight / (k + rank), rank in each ranking
+    or 0), best first, ties by chunk id (so every store orders them alike)."""
     scores: dict[str, float] = {}
     ranks: dict[str, list[int]] = {}
     for n, ranking in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[n]
         for rank, (chunk_id, _) in enumerate(ranking, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
             ranks.setdefault(chunk_id, [0] * len(rankings))[n] = rank
     order = sorted(scores, key=lambda c: (-scores[c], c))
     return [(c, scores[c], ranks[c]) for c in order]
@@ -180,7 +183,8 @@ class Knowledge:
 
         by_text, by_vector = await asyncio.gather(text(), vector())
         if mode == "hybrid":
-            fused = fuse([by_text, by_vector], self.settings.rrf_k)[:k]
+            weights = (self.settings.text_weight, self.settings.vector_weight)
+            fused = fuse([by_text, by_vector], self.settings.rrf_k, weights)[:k]
             picked = [
                 (c, s, {h: r for h, r in zip(("text", "vector"), ranks, strict=True) if r})
                 for c, s, ranks in fused
