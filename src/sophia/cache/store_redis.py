@@ -113,7 +113,7 @@ class RedisStore(CacheStore):
             pipe = self.redis.pipeline(transaction=False)
             chunk = [i.decode() for i in ids[start : start + 1000]]
             for entry_id in chunk:
-                pipe.hmget(self._k("e", entry_id), "meta", "vector")
+                pipe.hmget(self._k("e", entry_id), ["meta", "vector"])
             for entry_id, (meta, vector) in zip(chunk, await self._do("load", pipe.execute()), strict=True):
                 if meta is not None:
                     table.add(_entry(entry_id, meta), _vector(vector))
@@ -190,7 +190,7 @@ class RedisStore(CacheStore):
 
     async def fetch(self, entry: Entry) -> Payload | None:
         body, model_id, pt, ct, cost = await self._do(
-            "fetch", self.redis.hmget(self._k("e", entry.id), "body", "model_id", "pt", "ct", "cost")
+            "fetch", self.redis.hmget(self._k("e", entry.id), ["body", "model_id", "pt", "ct", "cost"])
         )
         if body is None:
             return None

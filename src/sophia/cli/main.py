@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from sophia import __version__
-from sophia.cli import cache, data, ide, keys, mcp, models, router, run, usage
+from sophia.cli import cache, collect, data, ide, keys, mcp, models, router, run, usage
 from sophia.cli.common import ConfigOption
 
 app = typer.Typer(
@@ -55,6 +55,7 @@ app.add_typer(ide.app, name="ide")
 app.command("demo-data")(data.demo_data)
 app.add_typer(data.warehouse_app, name="warehouse")
 app.add_typer(data.knowledge_app, name="knowledge")
+app.add_typer(collect.app, name="collect")
 
 
 def main() -> None:

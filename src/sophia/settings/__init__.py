@@ -5,7 +5,7 @@ Nested fields use ``__`` in the environment: ``SOPHIA_GATEWAY__PORT=9000``,
 ``SOPHIA_PROVIDERS__OPENAI__API_KEY=...``. See docs/configuration.md for the complete format.
 
 **The settings rule**: every room's section lives here, in ``sophia.settings`` (``gateway``,
-``router``, ``cache``, ``mcp``, ``warehouse``, ``knowledge`` modules, one per room), and a room imports its section from here.
+``router``, ``cache``, ``mcp``, ``warehouse``, ``knowledge``, ``collect`` modules, one per room), and a room imports its section from here.
 This package imports nothing of Sophia but ``sophia.errors``, so every room may depend on it and
 it depends on none (the import contracts in pyproject.toml keep it so).
 """
@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from sophia.errors import ConfigError
 from sophia.settings.cache import CacheSettings, ModelCacheSettings, Strategy
+from sophia.settings.collect import CollectSettings, SaaSService
 from sophia.settings.gateway import (
     AliasSettings,
     GatewaySettings,
@@ -44,6 +45,7 @@ __all__ = [
     "HOME_ENV",
     "AliasSettings",
     "CacheSettings",
+    "CollectSettings",
     "GatewaySettings",
     "KnowledgeSettings",
     "LocalSettings",
@@ -53,6 +55,7 @@ __all__ = [
     "ProviderSettings",
     "ReliabilitySettings",
     "RouterSettings",
+    "SaaSService",
     "Settings",
     "StorageSettings",
     "Strategy",
@@ -119,6 +122,7 @@ class Settings(BaseSettings):
     mcp: McpSettings = Field(default_factory=McpSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    collect: CollectSettings = Field(default_factory=CollectSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     aliases: dict[str, AliasSettings] = Field(default_factory=default_aliases)
