@@ -33,6 +33,14 @@ def test_every_contract_is_kept() -> None:
     assert "BROKEN" not in done.stdout and done.stdout.count("KEPT") >= 4
 
 
+def _no_model_data(folder: str, names: list[str]) -> set[str]:
+    """Leave out bundled model files (the router's data folder, vectors): imports are what is linted."""
+    skip = {n for n in names if n.endswith(".npz")}
+    if Path(folder).name == "router" and "data" in names:
+        skip.add("data")
+    return skip
+
+
 @pytest.mark.parametrize(
     ("module", "line", "contract"),
     [
@@ -52,9 +60,7 @@ def test_every_contract_is_kept() -> None:
 )
 def test_a_new_upward_import_breaks_a_contract(tmp_path: Path, module: str, line: str, contract: str) -> None:
     """The contracts are not vacuous: one forbidden import added to a copy of the package is reported."""
-    shutil.copytree(
-        ROOT / "src" / "sophia", tmp_path / "sophia", ignore=shutil.ignore_patterns("*.npz", "data")
-    )
+    shutil.copytree(ROOT / "src" / "sophia", tmp_path / "sophia", ignore=_no_model_data)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / "sophia" / module
     target.write_text(target.read_text(encoding="utf-8") + f"\n{line}  # noqa\n", encoding="utf-8")

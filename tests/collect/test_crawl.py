@@ -46,7 +46,7 @@ def conf(tmp_path: Path, server: HTTPServer, **collect: object) -> dict[str, obj
         "cache": {"enabled": False},
         "collect": {
             "allow": [f"localhost:{server.port}", f"127.0.0.1:{server.port}"],
-            "near_duplicate": 0.995,  # the site's pages share a vocabulary: only exact copies are copies here
+            "page_near_duplicate": 0.995,  # the site's pages share a vocabulary: only exact copies are copies here
             "delay": 0.0,
             **collect,
         },

@@ -12,7 +12,7 @@ CLI, each page of a crawl):
    (id ``web:<url>``, source ``web`` unless the caller names one, metadata domain, date, author,
    language) whose hits cite the verbatim passage and the URL;
 5. a page whose text is another page's (same hash), or nearly (MiniLM cosine over the first chunk at
-   least ``collect.near_duplicate``), is stored with ``duplicate_of`` and not indexed.
+   least ``collect.page_near_duplicate``), is stored with ``duplicate_of`` and not indexed.
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ class Collector:
         self.fetcher = fetcher
         self.knowledge = knowledge
         self._owned_db = owned_db
+        self._poller: Any = None
 
     @classmethod
     async def open(
@@ -240,7 +241,7 @@ class Collector:
             return None
         hits = await self.knowledge.search(text[:1500], k=2, filters={"kind": "web"}, mode="vector")
         for hit in hits:
-            if hit.document_id != document_id(url) and hit.score >= self.settings.near_duplicate:
+            if hit.document_id != document_id(url) and hit.score >= self.settings.page_near_duplicate:
                 return str(hit.document_id).removeprefix("web:")
         return None
 
@@ -278,3 +279,69 @@ class Collector:
 
     async def stats(self) -> dict[str, Any]:
         return await self.store.stats()
+
+    # -- news -------------------------------------------------------------------------------------
+
+    async def poller(self) -> Any:
+        """The feed poller on this collector's database and fetcher, with ``collect.feeds`` registered."""
+        if self._poller is None:
+            from sophia.collect.news import FeedPoller, FeedStore
+
+            store = FeedStore(self.store.db)
+            if self.settings.feeds:
+                await store.add_feeds([normalize(f) for f in self.settings.feeds])
+            self._poller = FeedPoller.from_settings(self.fetcher, store, self.settings)
+        return self._poller
+
+    async def poll_feeds(self, urls: list[str] | None = None) -> dict[str, Any]:
+        """Poll ``urls`` now (added to the schedule), else every feed that is due; index what is new.
+
+        Each new article that is not a syndicated copy goes into the knowledge room as a ``web``
+        document of source ``news`` (title and summary, its URL, published date, feed, entities).
+        Returns feed URL -> ``PollResult`` or the error that feed gave.
+        """
+        poller = await self.poller()
+        if urls:
+            feeds = [normalize(u) for u in urls]
+            await poller.store.add_feeds(feeds)
+            results: dict[str, Any] = {}
+            for url in feeds:
+                try:
+                    results[url] = await poller.poll(url)
+                except Exception as exc:  # noqa: BLE001 - one feed's failure is that feed's result
+                    results[url] = exc
+        else:
+            results = await poller.poll_due()
+        if self.knowledge is not None:
+            docs = [
+                self._article(a)
+                for r in results.values()
+                if hasattr(r, "new")
+                for a in r.new
+                if not a.syndicated
+            ]
+            docs = [d for d in docs if d is not None]
+            if docs:
+                await self.knowledge.ingest(docs)
+        return results
+
+    def _article(self, article: Any) -> Any:
+        from sophia.knowledge import Document
+
+        text = "\n\n".join(p for p in (article.title, article.summary) if p)
+        if len(text) < 20:
+            return None
+        meta: dict[str, Any] = {"feed": article.feed_url, "story_id": article.story_id}
+        if article.url:
+            meta["domain"] = domain(article.url)
+            meta["url"] = article.url
+        if article.published:
+            meta["date"] = article.published[:10]
+        if article.entities.companies:
+            meta["companies"] = list(article.entities.companies)
+        if article.entities.people:
+            meta["people"] = list(article.entities.people)
+        return Document(
+            f"news:{article.id}", kind="web", title=article.title or (article.url or ""), text=text,
+            source="news", metadata=meta, url=article.url,
+        )  # fmt: skip

@@ -76,6 +76,13 @@ class CollectSettings(BaseModel):
     near_duplicate: float = Field(
         0.92, ge=0.5, le=1.0, description="Cosine similarity (MiniLM) above which two articles are one story."
     )
+    page_near_duplicate: float = Field(
+        0.97,
+        ge=0.5,
+        le=1.0,
+        description="Cosine (MiniLM, a page's opening chunk) above which a page is a copy of an indexed one: "
+        "stricter than for news, since pages of one site share templates and topics.",
+    )
     # optional services
     tavily: SaaSService = Field(default_factory=SaaSService)
     apify: SaaSService = Field(default_factory=SaaSService)

@@ -63,7 +63,7 @@ class WebHit(Output):
 
 
 class SearchOut(Output):
-    backend: str = Field(description="Who answered: 'local index' or the service's name.")
+    backend: str
     note: str | None = None
     hits: list[WebHit]
 
@@ -83,3 +83,130 @@ class SearchWebIn(Input):
 
 def plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+class CrawlIn(Input):
+    url: str = Field(min_length=1, max_length=4096, description="The start page; same origin is crawled.")
+    max_pages: int = Field(50, ge=1, le=5000)
+    max_depth: int = Field(2, ge=0, le=10)
+    wait_s: float = Field(
+        20.0, ge=0, le=600, description="Wait this long with progress; the crawl goes on after."
+    )
+
+
+class JobIn(Input):
+    job_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class CrawlOut(Output):
+    job_id: str
+    status: str
+    start_url: str
+    seen: int
+    pending: int
+    stats: dict[str, int]
+    errors: list[str] = Field(default_factory=list)
+    shared: bool
+
+    def render(self) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in self.stats.items() if v)
+        return (
+            f"crawl {self.job_id} of {self.start_url}: {self.status}; {self.seen - self.pending}/{self.seen} pages "
+            f"handled ({counts or 'nothing yet'})" + "".join(f"\n  error: {e}" for e in self.errors)
+        )
+
+
+class NewsIn(Input):
+    query: str | None = Field(
+        None, max_length=400, description="Search the collected news; none: the latest."
+    )
+    feeds: list[str] = Field(default_factory=list, max_length=20, description="RSS/Atom feeds to poll now.")
+    since: date | None = None
+    k: int = Field(10, ge=1, le=50)
+
+
+class Article(Output):
+    title: str
+    url: str | None = None
+    published: str | None = None
+    feed: str | None = None
+    quote: str = ""
+    companies: list[str] = Field(default_factory=list)
+    people: list[str] = Field(default_factory=list)
+    copies: int = 0
+
+
+class NewsOut(Output):
+    polled: dict[str, str]
+    articles: list[Article]
+
+    def render(self) -> str:
+        lines = [f"{feed}: {what}" for feed, what in self.polled.items()]
+        for n, a in enumerate(self.articles, 1):
+            lines.append(f"[{n}] {a.title} <{a.url}> {a.published or ''}".rstrip())
+        return "\n".join(lines) or "no news collected yet: pass feeds to poll"
+
+
+class ResearchIn(Input):
+    question: str = Field(min_length=3, max_length=1000)
+    urls: list[str] = Field(default_factory=list, max_length=10, description="Pages to read first.")
+    max_sources: int = Field(6, ge=1, le=12)
+
+
+class Source(Output):
+    n: int
+    title: str
+    url: str | None = None
+    quote: str
+
+
+class ResearchOut(Output):
+    summary: str
+    sources: list[Source]
+    searched_with: str
+    fetched: list[str] = Field(default_factory=list)
+    dropped_sentences: int = 0
+    model_calls: int = 0
+
+    def render(self) -> str:
+        refs = "\n".join(f"[{s.n}] {s.title} <{s.url}>" for s in self.sources)
+        return f"{self.summary}\n\nSources:\n{refs}"
+
+
+class LeadsIn(Input):
+    industry: str | None = Field(None, max_length=200)
+    region: str | None = Field(
+        None, max_length=100, description="A region as the warehouse names it, e.g. West."
+    )
+    min_units: int | None = Field(None, ge=0, description="Smallest portfolio, in units.")
+    max_units: int | None = Field(None, ge=0)
+    k: int = Field(10, ge=1, le=50)
+
+
+class Lead(Output):
+    company: str
+    units: int | None = None
+    region: str | None = None
+    pms_vendor: str | None = None
+    customer: bool
+    evidence: list[Source] = Field(default_factory=list)
+
+
+class LeadsOut(Output):
+    leads: list[Lead]
+    note: str | None = None
+
+    def render(self) -> str:
+        lines = [self.note] if self.note else []
+        for lead in self.leads:
+            facts = ", ".join(
+                f for f in (
+                    f"{lead.units:,} units" if lead.units else "",
+                    lead.region or "",
+                    lead.pms_vendor or "",
+                    "customer" if lead.customer else "",
+                ) if f
+            )  # fmt: skip
+            lines.append(f"- {lead.company} ({facts})")
+            lines += [f"    [{e.n}] {e.quote[:200]} <{e.url}>" for e in lead.evidence]
+        return "\n".join(lines) or "no lead matches"
