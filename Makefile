@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-warehouse bench-cache bench-fuzz router-model cache-verifier clean
+.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-warehouse bench-knowledge bench-collect bench-cache bench-fuzz router-model cache-verifier clean
 
 install: $(STAMP)
 
@@ -54,6 +54,17 @@ bench-warehouse: install
 	$(BIN)/python benchmarks/warehouse/run.py --scale 1 --output benchmarks/warehouse/results/$$(date +%F).json
 
 # No input gets a 5xx: 20,000 grammar-based cases against the in-process gateway (benchmarks/fuzz/README.md).
+# Knowledge: search latency at 100k chunks (embeds them once, ~35 min, cached), ingest rate, search quality.
+bench-knowledge: install
+	$(BIN)/python benchmarks/knowledge/run.py --parts prepare --chunks 100000
+	$(BIN)/python benchmarks/knowledge/run.py
+
+# Collection: extraction against trafilatura, crawl throughput (1 and 2 workers, needs Redis), search at 10k pages.
+bench-collect: install
+	$(BIN)/python benchmarks/collect/extraction.py --parts quality,timing --rounds 5
+	$(BIN)/python benchmarks/collect/crawl.py
+	$(BIN)/python benchmarks/collect/search.py
+
 bench-fuzz: install
 	$(BIN)/python benchmarks/fuzz/run.py --output benchmarks/fuzz/results/$$(date +%F).json
 
