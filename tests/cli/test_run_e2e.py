@@ -23,9 +23,12 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
     config = write_config(tmp / "sophia.yaml", {"log_level": "warning"})
     # SOPHIA_HOME (set per test by the isolation fixture) outranks the file: pin it for the module
     env = {"SOPHIA_HOME": str(tmp / "home")}
-    mcp_port = free_port()
-    server = Server(config, free_port(), "--mcp-port", f"ai={mcp_port}", env=env)
+    mcp_port, data_port = free_port(), free_port()
+    server = Server(
+        config, free_port(), "--mcp-port", f"ai={mcp_port}", "--mcp-port", f"data={data_port}", env=env
+    )
     server.mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"  # type: ignore[attr-defined]
+    server.data_url = f"http://127.0.0.1:{data_port}/mcp"  # type: ignore[attr-defined]
     try:
         server.wait_ready()
         key = sophia("keys", "local", "--config", str(config), env=env).stdout.strip()
@@ -130,3 +133,22 @@ def test_the_ai_mcp_server_runs_beside_the_gateway(running: tuple[Server, dict[s
     resp = httpx.post(url, json=init, headers=headers)
     assert resp.status_code == 200, resp.text
     assert "sophia" in resp.text.lower()
+
+
+def test_the_data_mcp_server_runs_beside_the_gateway(running: tuple[Server, dict[str, str], str]) -> None:
+    server, _, key = running
+    url = server.data_url  # type: ignore[attr-defined]
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    resp = httpx.post(url, json=init, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert "Data Intelligence" in resp.text

@@ -1,7 +1,8 @@
-"""``sophia collect fetch|crawl|search|status|cancel|worker``: the collector from the shell.
+"""``sophia collect fetch|crawl|feeds|search|status|cancel|worker``: the collector from the shell.
 
 ``fetch`` reads one page (the SSRF-safe fetcher; ``collect.allow`` opens internal sources), keeps it
-and indexes it; ``crawl`` crawls a site with a progress bar and prints the coverage report;
+and indexes it; ``crawl`` crawls a site with a progress bar and prints the coverage report; ``feeds``
+polls RSS/Atom feeds (once, or ``--watch``);
 ``worker`` works crawl jobs from Redis (start one per machine to share crawls); ``search`` searches
 what was collected, each hit with its URL and the verbatim passage.
 """
@@ -241,6 +242,48 @@ def worker(
         finally:
             await stop_worker(runner)
             await service.close()
+
+    _run(conf, go)
+
+
+@app.command("feeds")
+def feeds(
+    ctx: typer.Context,
+    urls: Annotated[
+        list[str] | None, typer.Argument(help="Feeds to poll now (added to the schedule).")
+    ] = None,
+    config: ConfigOption = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep polling the feeds that are due.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Poll RSS/Atom feeds (the given ones, else collect.feeds when due); new stories are indexed."""
+    from sophia.collect.service import COLLECTOR
+
+    conf = settings(ctx, config)
+
+    def line(feed: str, result: Any) -> str:
+        if not hasattr(result, "new"):
+            return f"{feed}: error: {getattr(result, 'message', type(result).__name__)}"
+        fresh = [a for a in result.new if not a.syndicated]
+        state = " (not modified)" if result.not_modified else ""
+        titles = "".join(f"\n  + {a.title}" for a in fresh[:10])
+        return f"{feed}: {len(fresh)} new, {result.syndicated} syndicated, {result.duplicates} seen before{state}{titles}"
+
+    async def go(services: Services) -> None:
+        collector = await services.get(COLLECTOR)
+        first = True
+        while first or watch:
+            results = await collector.poll_feeds(urls if first else None)
+            first = False
+            if as_json:
+                echo(orjson.dumps({f: line(f, r) for f, r in results.items()}).decode())
+            else:
+                for feed, result in results.items():
+                    echo(line(feed, result))
+                if not results and not watch:
+                    echo("no feed is due (set collect.feeds, or pass feed URLs)")
+            if watch:
+                await asyncio.sleep(min(60.0, conf.collect.feed_interval))
 
     _run(conf, go)
 

@@ -10,11 +10,14 @@ knowledge room, where every collected page is indexed. ``CRAWLER`` adds crawls: 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sophia.container import Service, Services
 from sophia.knowledge.service import KNOWLEDGE
 from sophia.settings import Settings
+
+log = logging.getLogger("sophia.collect")
 
 if TYPE_CHECKING:
     from sophia.collect.collector import Collector
@@ -163,3 +166,41 @@ async def _stop_crawler(service: CrawlService) -> None:
 
 #: the process's crawler (and, with Redis and ``collect.run_worker``, a crawl worker)
 CRAWLER: Service[CrawlService] = Service("crawler", _start_crawler, _stop_crawler)
+
+
+class FeedSchedule:
+    """Polls the feeds that are due (``collect.feeds`` and any added since) every ``every`` seconds."""
+
+    def __init__(self, collector: Collector, every: float) -> None:
+        self.collector = collector
+        self.every = every
+        self.polls = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.collector.poll_feeds()
+                self.polls += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("polling the feeds failed")
+            await asyncio.sleep(self.every)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def _start_feeds(services: Services) -> FeedSchedule:
+    settings = services.settings.collect
+    return FeedSchedule(await services.get(COLLECTOR), every=min(60.0, settings.feed_interval))
+
+
+async def _stop_feeds(schedule: FeedSchedule) -> None:
+    await schedule.close()
+
+
+#: the news schedule a served Data server runs (feeds are polled when due, with backoff)
+FEED_SCHEDULE: Service[FeedSchedule] = Service("feed-schedule", _start_feeds, _stop_feeds)

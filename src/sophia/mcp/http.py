@@ -220,6 +220,8 @@ class McpHttpApp:
         async with AsyncExitStack() as stack:
             try:
                 await self.services.open()
+                for service in self.group.start:  # the server's background work (a crawl worker, feeds)
+                    await self.services.get(service)
                 await stack.enter_async_context(self.manager.run())
             except SophiaError as exc:
                 await send({"type": "lifespan.startup.failed", "message": exc.message})

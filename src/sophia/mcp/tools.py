@@ -43,6 +43,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 if TYPE_CHECKING:
+    from sophia.container import Service
     from sophia.mcp.context import ToolContext
 
 ToolFn = Callable[["ToolContext", Any], Awaitable["Output"]]
@@ -227,10 +228,19 @@ class ToolGroup(ToolSet):
     """One MCP server: its name, default port, title and instructions, and the tool sets it serves."""
 
     def __init__(
-        self, name: str, *, port: int, title: str, instructions: str = "", sets: Iterable[ToolSet] = ()
+        self,
+        name: str,
+        *,
+        port: int,
+        title: str,
+        instructions: str = "",
+        sets: Iterable[ToolSet] = (),
+        start: Iterable[Service[Any]] = (),
     ) -> None:
         super().__init__()
         self.name, self.port, self.title, self.instructions = name, port, title, instructions
+        #: services started with the server (not on first use): background work such as a crawl worker
+        self.start = tuple(start)
         for part in sets:
             self.include(part)
         for resource in self.resources.values():

@@ -9,6 +9,7 @@ store), which indexes into ``sophia.knowledge``.
 
 from __future__ import annotations
 
+from sophia.collect.service import CRAWLER, FEED_SCHEDULE
 from sophia.mcp.data import crawls, pages, research
 from sophia.mcp.tools import ToolGroup
 
@@ -23,4 +24,5 @@ group = ToolGroup(
         "companies with evidence. Cite the URL of every passage you use."
     ),
     sets=[pages.tools, crawls.tools, research.tools],
+    start=[CRAWLER, FEED_SCHEDULE],  # a crawl worker (with Redis) and the news schedule run while served
 )
