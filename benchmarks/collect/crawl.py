@@ -37,7 +37,41 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent
 REDIS = "redis://127.0.0.1:6379/0"
-WORDS = ["leasing", "occupancy", "renewals", "maintenance", "residents", "portfolio", "pricing", "integration", "screening", "tours", "concessions", "delinquency", "turnover", "amenities", "payments", "owners", "investors", "acquisition", "multifamily", "student", "senior", "housing", "rent", "growth", "vacancy", "operators", "regional", "managers", "software", "adoption", "automation", "marketing", "applications"]
+WORDS = [
+    "leasing",
+    "occupancy",
+    "renewals",
+    "maintenance",
+    "residents",
+    "portfolio",
+    "pricing",
+    "integration",
+    "screening",
+    "tours",
+    "concessions",
+    "delinquency",
+    "turnover",
+    "amenities",
+    "payments",
+    "owners",
+    "investors",
+    "acquisition",
+    "multifamily",
+    "student",
+    "senior",
+    "housing",
+    "rent",
+    "growth",
+    "vacancy",
+    "operators",
+    "regional",
+    "managers",
+    "software",
+    "adoption",
+    "automation",
+    "marketing",
+    "applications",
+]
 
 SERVER = r"""
 import sys, random

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from collect.site import Site
 from pytest_httpserver import HTTPServer
 
+from collect.site import Site
 from fakes.process import sophia, write_config
 
 FEEDS = Path(__file__).parent.parent / "collect" / "feeds"
