@@ -11,7 +11,7 @@ import pytest
 from mcp_support import MODES, text
 from pytest_httpserver import HTTPServer
 
-from collect.saas_fakes import KEY, FakeTavily
+from collect.saas_fakes import KEY, FakeTavily, FakeTwingly, FakeZenRows
 from collect.site import Site
 from fakes.upstream import FakeUpstream
 from mcp import Client
@@ -252,3 +252,57 @@ async def test_find_leads_joins_warehouse_accounts_and_collected_evidence(data: 
     assert any("Greystar" in name for name in named), list(named)
     evidence = next(lead for name, lead in named.items() if "Greystar" in name)["evidence"][0]
     assert evidence["url"] == data.server.url_for("/news/leads") and "Greystar" in evidence["quote"]
+
+
+async def services_with(tmp_path: Path, **collect: Any) -> tuple[Services, str]:
+    settings = load_settings(home=str(tmp_path / "home"), collect=collect, cache={"enabled": False})
+    services = Services(settings)
+    accounts = await services.open()
+    key, _ = await accounts.keys.create(name="analyst", team="research")
+    return services, key
+
+
+async def test_fetch_page_renders_through_zenrows_when_configured(tmp_path: Path) -> None:
+    fake = await FakeZenRows().start()
+    try:
+        services, key = await services_with(tmp_path, zenrows={"api_key": KEY, "base_url": fake.url})
+        server = build_server(get_registry().get("data"), services, secret=key)
+        async with Client(server) as client:
+            result = await client.call_tool(
+                "fetch_page", {"url": "https://shop.example.com/item/1", "render_js": True}
+            )
+        out = result.structured_content
+        assert not result.is_error, text(result)
+        assert out["via"] == "zenrows" and out["status"] == 200 and "note" not in out
+        from sophia.collect.service import COLLECTOR
+
+        stored = await (await services.get(COLLECTOR)).store.get("https://shop.example.com/item/1")
+        assert stored is not None and b"9.99" in stored.raw  # the script-rendered price
+        assert KEY not in text(result)
+        await services.close()
+    finally:
+        await fake.close()
+
+
+async def test_fetch_page_says_when_it_could_not_render(data: Data) -> None:
+    data.server.expect_request("/js").respond_with_data(HTML, content_type="text/html")
+    out = (
+        await call(data, "fetch_page", {"url": data.server.url_for("/js"), "render_js": True})
+    ).structured_content
+    assert out["via"] == "direct" and "zenrows" in out["note"]
+
+
+async def test_news_search_asks_twingly_when_configured(tmp_path: Path) -> None:
+    fake = await FakeTwingly().start()
+    try:
+        services, key = await services_with(tmp_path, twingly={"api_key": KEY, "base_url": fake.url})
+        server = build_server(get_registry().get("data"), services, secret=key)
+        async with Client(server) as client:
+            result = await client.call_tool("news", {"query": "Acme office", "k": 3})
+        out = result.structured_content
+        assert not result.is_error, text(result)
+        assert out["backend"] == "twingly" and len(out["articles"]) == 3
+        assert out["articles"][0]["url"].startswith("https://blog.example.se/")
+        await services.close()
+    finally:
+        await fake.close()

@@ -66,6 +66,7 @@ class PageResult:
     redirects: list[str] = field(default_factory=list)
     elapsed_ms: float = 0.0
     retry_after: float | None = None
+    via: str = "direct"  # "zenrows" when the page was rendered by ZenRows
 
 
 def normalized_links(links: list[str]) -> list[str]:
@@ -138,6 +139,13 @@ class Collector:
         if self._owned_db is not None:
             await self._owned_db.close()
 
+    @property
+    def renders(self) -> bool:
+        """Whether pages can be rendered with JavaScript (ZenRows is configured)."""
+        from sophia.collect.saas.zenrows import ZenRowsClient
+
+        return ZenRowsClient.configured(self.settings)
+
     async def fetch_page(
         self,
         url: str,
@@ -145,16 +153,24 @@ class Collector:
         source: str = WEB_SOURCE,
         index: bool = True,
         metadata: Mapping[str, Any] | None = None,
+        render: bool = False,
     ) -> PageResult:
-        """Fetch ``url`` (conditionally when stored), keep it and index it; see the module docstring."""
+        """Fetch ``url`` (conditionally when stored), keep it and index it; see the module docstring.
+
+        ``render``: through ZenRows with JavaScript rendering when it is configured (the URL passes
+        the same URL rules first); the caller checks ``renders`` to say when it is not.
+        """
         started = time.perf_counter()
         url = normalize(url)
         prior = await self.store.get(url)
-        result = await self.fetcher.fetch(
-            url,
-            etag=prior.etag if prior else None,
-            last_modified=prior.last_modified if prior else None,
-        )
+        if render and self.renders:
+            result = await self._rendered(url)
+        else:
+            result = await self.fetcher.fetch(
+                url,
+                etag=prior.etag if prior else None,
+                last_modified=prior.last_modified if prior else None,
+            )
         raw_hash = hashlib.sha256(result.content).hexdigest()
         if prior is not None and (
             result.not_modified or (result.status == prior.status and raw_hash == prior.raw_hash)
@@ -215,6 +231,26 @@ class Collector:
                 await self.knowledge.delete([document_id(url)])
         return self._result(page, result, started, changed=True, indexed=indexed)
 
+    async def _rendered(self, url: str) -> Any:
+        """``url`` fetched by ZenRows (JavaScript rendered), as a ``FetchResult``."""
+        from sophia.collect.fetch import FetchResult
+        from sophia.collect.saas.zenrows import ZenRowsClient
+
+        self.fetcher.policy.check_url(url)  # the same URL rules (scheme, user info, literal addresses)
+        async with ZenRowsClient.from_settings(self.settings) as client:
+            page = await client.fetch(url, js_render=True)
+        content_type = page.content_type or "text/html"
+        return FetchResult(
+            url=normalize(page.url or url),
+            status=page.status,
+            headers={"content-type": content_type, "x-sophia-via": "zenrows"},
+            content=page.content,
+            content_type=content_type.split(";")[0].strip().lower(),
+            etag=None,
+            last_modified=None,
+            not_modified=False,
+        )
+
     def _document(self, page: Page, source: str, metadata: Mapping[str, Any] | None) -> Any:
         from sophia.knowledge import Document
 
@@ -266,6 +302,7 @@ class Collector:
             content_hash=page.text_hash or "",
             redirects=list(fetched.redirects),
             elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+            via="zenrows" if fetched.headers.get("x-sophia-via") == "zenrows" else "direct",
         )
 
     async def search(

@@ -22,8 +22,11 @@ async def fetch_page(ctx: ToolContext, args: FetchIn) -> PageOut:
     """Fetch an http(s) page (public addresses only), extract its main text and metadata, keep and index it for search_collected."""
     collector = await ctx.service(COLLECTOR)
     await ctx.progress(f"fetching {args.url[:200]}")
-    page = await collector.fetch_page(args.url)
+    page = await collector.fetch_page(args.url, render=args.render_js)
     text = page.text[: args.max_chars]
+    note = None
+    if args.render_js and page.via != "zenrows":
+        note = "JavaScript was not run (no rendering service: set collect.zenrows.api_key); fetched directly."
     return PageOut(
         url=page.url,
         final_url=page.final_url,
@@ -40,6 +43,8 @@ async def fetch_page(ctx: ToolContext, args: FetchIn) -> PageOut:
         links=len(page.links),
         redirects=page.redirects,
         elapsed_ms=page.elapsed_ms,
+        via=page.via,
+        note=note,
     )
 
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -43,6 +44,13 @@ MODEL = "sophia/fast"
 LOCAL = "local index"
 _CITE = re.compile(r"\[(\d{1,2})\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[\"'(])")
+
+
+async def _twingly(ctx: ToolContext) -> Any:
+    from sophia.collect.saas.twingly import TwinglyClient
+
+    settings = ctx.services.settings.collect
+    return TwinglyClient.from_settings(settings) if TwinglyClient.configured(settings) else None
 
 
 async def _tavily(ctx: ToolContext) -> Any:
@@ -80,7 +88,7 @@ async def search_web(ctx: ToolContext, args: SearchWebIn) -> SearchOut:
 
 @tools.tool(title="News", read_only=False, destructive=False, idempotent=False, open_world=True)
 async def news(ctx: ToolContext, args: NewsIn) -> NewsOut:
-    """Poll RSS/Atom feeds (given ones now, configured ones when due) and list or search the news collected; copies of one story are merged."""
+    """Poll RSS/Atom feeds (given now, configured when due); list or search the news (Twingly when configured); copies of one story merged."""
     collector = await ctx.service(COLLECTOR)
     results = await collector.poll_feeds(args.feeds or None)
     polled = {
@@ -93,6 +101,26 @@ async def news(ctx: ToolContext, args: NewsIn) -> NewsOut:
         for feed, r in results.items()
     }
     poller = await collector.poller()
+    twingly = await _twingly(ctx)
+    if args.query and twingly is not None:
+        async with twingly:
+            start = dt.datetime.combine(args.since, dt.time(), dt.UTC) if args.since else None
+            found = await twingly.search(args.query, max_results=args.k, since=start)
+        return NewsOut(
+            backend="twingly",
+            polled=polled,
+            articles=[
+                Article(
+                    title=a.title,
+                    url=a.url,
+                    published=a.published.isoformat() if a.published else None,
+                    feed=a.source,
+                    quote=a.text[:500],
+                    people=list(a.authors),
+                )
+                for a in found
+            ],
+        )
     if args.query:
         filters: dict[str, Any] = {"source": "news"}
         if args.since:
@@ -111,11 +139,7 @@ async def news(ctx: ToolContext, args: NewsIn) -> NewsOut:
             for h in hits
         ]
         return NewsOut(polled=polled, articles=articles)
-    since = None
-    if args.since:
-        import datetime as dt
-
-        since = dt.datetime.combine(args.since, dt.time(), dt.UTC).timestamp()
+    since = dt.datetime.combine(args.since, dt.time(), dt.UTC).timestamp() if args.since else None
     rows = await poller.store.articles(since=since, limit=args.k * 4)
     stories: dict[str, Article] = {}
     for a in rows:

@@ -13,6 +13,7 @@ from sophia.mcp.tools import Input, Output
 class FetchIn(Input):
     url: str = Field(min_length=1, max_length=4096, description="An http(s) URL.")
     max_chars: int = Field(4000, ge=0, le=100_000, description="Main text returned at most (all is stored).")
+    render_js: bool = Field(False, description="Run the page's JavaScript (ZenRows, when configured).")
 
 
 class PageOut(Output):
@@ -31,12 +32,16 @@ class PageOut(Output):
     links: int
     redirects: list[str] = Field(default_factory=list)
     elapsed_ms: float
+    via: str = "direct"
+    note: str | None = None
 
     def render(self) -> str:
         head = f"# {self.title or self.final_url}\n{self.final_url} (HTTP {self.status}"
         head += ", unchanged)" if not self.changed else ")"
         if self.duplicate_of:
             head += f"\nA copy of {self.duplicate_of}: not indexed again."
+        if self.note:
+            head += f"\n{self.note}"
         meta = ", ".join(f"{k}: {v}" for k, v in (("author", self.author), ("date", self.date)) if v)
         return f"{head}\n{meta}\n\n{self.text}" if meta else f"{head}\n\n{self.text}"
 
@@ -137,6 +142,7 @@ class Article(Output):
 
 
 class NewsOut(Output):
+    backend: str = "local index"
     polled: dict[str, str]
     articles: list[Article]
 
