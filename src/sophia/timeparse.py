@@ -1,9 +1,11 @@
-"""Relative and absolute times as people type them on a command line: ``7d``, ``24h``, ``2026-11-01``."""
+"""Times as people and servers write them: ``7d``, ``24h``, ``2026-11-01`` on a command line, and the
+``Retry-After`` header (seconds or an HTTP date) that providers, web sites and SaaS APIs send."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from time import time
 
 from sophia.errors import InvalidRequest
@@ -45,3 +47,23 @@ def _parse(text: str, now: float, param: str) -> float:
         raise InvalidRequest(
             f"cannot read the time {text!r}: use e.g. 30m, 24h, 7d, today, month or 2026-11-01", param=param
         ) from None
+
+
+_SECONDS = re.compile(r"^\d+(?:\.\d+)?$")
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` value asks to wait: delay-seconds (RFC 9110 10.2.3; a decimal is
+    accepted, as some APIs send one) or an HTTP date (0 once it has passed); None if absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if _SECONDS.match(text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time() if now is None else now))

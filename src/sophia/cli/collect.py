@@ -11,42 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import orjson
 import typer
 
-from sophia.cli.common import ConfigOption, JsonOption, echo, fail, settings
-from sophia.errors import SophiaError
+from sophia.cli.common import ConfigOption, JsonOption, echo, fail, run_services, settings
 
 if TYPE_CHECKING:
     from sophia.collect.crawl import Progress
     from sophia.container import Services
-    from sophia.settings import Settings
 
 T = TypeVar("T")
 app = typer.Typer(
     help="Collect web pages and sites safely, and search them with sources.", no_args_is_help=True
 )
-
-
-def _run(conf: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
-    from sophia.container import Services
-
-    async def go() -> T:
-        services = Services(conf)
-        try:
-            return await action(services)
-        finally:
-            await services.close()
-
-    try:
-        return asyncio.run(go())
-    except SophiaError as exc:
-        fail(exc.message)
-    except KeyboardInterrupt:
-        fail("interrupted")
 
 
 @app.command("fetch")
@@ -64,7 +43,7 @@ def fetch(
     async def go(services: Services) -> Any:
         return await (await services.get(COLLECTOR)).fetch_page(url)
 
-    page = _run(settings(ctx, config), go)
+    page = run_services(settings(ctx, config), go)
     if as_json:
         echo(orjson.dumps(page.__dict__).decode())
         return
@@ -169,7 +148,7 @@ def crawl(
             sys.stderr.write("\n")
         return done
 
-    progress = _run(conf, go)
+    progress = run_services(conf, go)
     echo(orjson.dumps(progress.as_dict()).decode() if as_json else report(progress))
 
 
@@ -186,7 +165,7 @@ def status(
     conf = settings(ctx, config)
     if queue_url(conf) is None:
         fail("crawls are kept only on Redis (collect.queue_url or storage.redis_url)")
-    progress = _run(conf, lambda services: _crawler_call(services, "progress", crawl_id))
+    progress = run_services(conf, lambda services: _crawler_call(services, "progress", crawl_id))
     echo(orjson.dumps(progress.as_dict()).decode() if as_json else report(progress))
 
 
@@ -197,7 +176,9 @@ def cancel(
     config: ConfigOption = None,
 ) -> None:
     """Cancel a crawl: queued pages are dropped, pages in flight finish."""
-    progress = _run(settings(ctx, config), lambda services: _crawler_call(services, "cancel", crawl_id))
+    progress = run_services(
+        settings(ctx, config), lambda services: _crawler_call(services, "cancel", crawl_id)
+    )
     echo(report(progress))
 
 
@@ -243,7 +224,7 @@ def worker(
             await stop_worker(runner)
             await service.close()
 
-    _run(conf, go)
+    run_services(conf, go)
 
 
 @app.command("feeds")
@@ -285,7 +266,7 @@ def feeds(
             if watch:
                 await asyncio.sleep(min(60.0, conf.collect.feed_interval))
 
-    _run(conf, go)
+    run_services(conf, go)
 
 
 @app.command("search")
@@ -307,7 +288,7 @@ def search(
         filters = {"domain": domain} if domain else {}
         return await (await services.get(COLLECTOR)).search(text, k=k, filters=filters, mode=mode)
 
-    hits = _run(settings(ctx, config), go)
+    hits = run_services(settings(ctx, config), go)
     if as_json:
         echo(orjson.dumps([{"score": h.score, "citation": h.citation.to_dict()} for h in hits]).decode())
         return

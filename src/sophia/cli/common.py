@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Sequence
-from typing import Annotated, Any, NoReturn
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from sophia.errors import SophiaError
 from sophia.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sophia.container import Services
+
+T = TypeVar("T")
 
 ConfigOption = Annotated[
     str | None,
@@ -67,3 +73,23 @@ def _fmt(value: Any) -> str:
 
 def echo(text: str) -> None:
     sys.stdout.write(text + "\n")
+
+
+def run_services(conf: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``action`` on a process container for ``conf``, closed afterwards; a Sophia error (or Ctrl-C)
+    ends the command with one clear line."""
+    from sophia.container import Services
+
+    async def go() -> T:
+        services = Services(conf)
+        try:
+            return await action(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(go())
+    except SophiaError as exc:
+        fail(exc.message)
+    except KeyboardInterrupt:
+        fail("interrupted")

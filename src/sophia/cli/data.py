@@ -7,22 +7,19 @@ move, so no answer computed from older data is served again) and indexes the cal
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 import orjson
 import typer
 
-from sophia.cli.common import ConfigOption, JsonOption, echo, fail, settings, table
+from sophia.cli.common import ConfigOption, JsonOption, echo, fail, run_services, settings, table
 from sophia.errors import SophiaError
 
 if TYPE_CHECKING:
     from sophia.container import Services
-    from sophia.settings import Settings
 
 T = TypeVar("T")
 DEMO_SOURCE = "demo-calls"
@@ -31,22 +28,6 @@ warehouse_app = typer.Typer(
     help="Query the warehouse and record loads (read-only, guarded).", no_args_is_help=True
 )
 knowledge_app = typer.Typer(help="Index documents and search them with citations.", no_args_is_help=True)
-
-
-def _run(conf: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
-    from sophia.container import Services
-
-    async def go() -> T:
-        services = Services(conf)
-        try:
-            return await action(services)
-        finally:
-            await services.close()
-
-    try:
-        return asyncio.run(go())
-    except SophiaError as exc:
-        fail(exc.message)
 
 
 class _Progress:
@@ -133,7 +114,7 @@ def demo_data(
         return len(docs)
 
     started = time.perf_counter()
-    indexed = _run(conf, record)
+    indexed = run_services(conf, record)
     if index:
         echo(f"indexed {indexed} call transcripts in {time.perf_counter() - started:.1f} s")
 
@@ -147,7 +128,7 @@ def tables(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
         found = await (await services.get(WAREHOUSE)).datasets()
         return [{"table": t.name, "rows": t.rows, "columns": t.columns} for t in found]
 
-    rows = _run(settings(ctx, config), go)
+    rows = run_services(settings(ctx, config), go)
     echo(orjson.dumps(rows).decode() if as_json else table(rows, ["table", "rows", "columns"]))
 
 
@@ -165,7 +146,7 @@ def query(
     async def go(services: Services) -> Any:
         return await (await services.get(WAREHOUSE)).query(sql, limit=limit)
 
-    result = _run(settings(ctx, config), go)
+    result = run_services(settings(ctx, config), go)
     names = [c.name for c in result.columns]
     records = [dict(zip(names, row, strict=True)) for row in result.rows]
     if as_json:
@@ -189,7 +170,7 @@ def loaded(
     async def go(services: Services) -> dict[str, int]:
         return await record_load(services, tables)
 
-    versions = _run(settings(ctx, config), go)
+    versions = run_services(settings(ctx, config), go)
     for name, version in versions.items():
         echo(f"{name}: data version {version}")
 
@@ -213,7 +194,7 @@ def ingest(
     async def go(services: Services) -> Any:
         return await (await services.get(KNOWLEDGE)).ingest(docs)
 
-    result = _run(settings(ctx, config), go)
+    result = run_services(settings(ctx, config), go)
     echo(orjson.dumps(result.to_dict()).decode())
 
 
@@ -259,7 +240,7 @@ def search(
     async def go(services: Services) -> Any:
         return await (await services.get(KNOWLEDGE)).search(text, k=k, mode=mode)
 
-    hits = _run(settings(ctx, config), go)
+    hits = run_services(settings(ctx, config), go)
     if as_json:
         echo(
             orjson.dumps(

@@ -24,8 +24,6 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -35,6 +33,7 @@ import httpx
 from sophia import __version__
 from sophia.collect.addresses import AddressPolicy, AddressRefused, IPAddress, URLTarget
 from sophia.errors import PayloadTooLarge, SophiaError
+from sophia.timeparse import retry_after as parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -110,23 +109,6 @@ async def system_resolver(host: str, port: int) -> list[str]:
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchFailed(f"cannot resolve {host}: {exc}", code="dns_failed") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value, delay-seconds or an HTTP date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = datetime.now(UTC).timestamp() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 # -- pinning: the transport dials only what the fetch checked ----------------------------------------

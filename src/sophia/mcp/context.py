@@ -79,6 +79,24 @@ class ToolContext:
         if cache is not None:
             self.cache = cache
 
+    async def ask_model(self, prompt: str, *, model: str, max_tokens: int) -> tuple[str, float]:
+        """One user-turn completion through the gateway, under the caller's key (budgets, ledger),
+        booked on this call; returns the text and its cost in USD."""
+        from sophia.gateway.service import GATEWAY
+
+        gateway = await self.service(GATEWAY)
+        answer = await gateway.complete(
+            [{"role": "user", "content": prompt}],
+            key=self.key,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=0,
+            metadata={"mcp_tool": f"{self.group}/{self.tool}"},
+            request_id=self.request_id,
+        )
+        self.charge(answer.cost_usd, answer.model, answer.cache)
+        return answer.text, answer.cost_usd
+
     async def progress(self, message: str, total: float | None = None) -> None:
         """Send a progress notification (the SDK drops it when the client asked for none)."""
         if self.request is None:

@@ -27,7 +27,6 @@ import asyncio
 import functools
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +46,7 @@ from sophia.errors import (
     ProviderUnavailable,
 )
 from sophia.settings.collect import CollectSettings, SaaSService
+from sophia.timeparse import retry_after as retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +84,6 @@ def _secret_pattern(secret: str) -> re.Pattern[str]:
         spellings = [re.escape(char), re.escape(encoded)] + (["\\+"] if char == " " else [])
         parts.append(f"(?:{'|'.join(spellings)})")
     return re.compile("".join(parts), re.IGNORECASE)
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delay-seconds or an HTTP date), None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def parse_time(value: Any) -> datetime | None:

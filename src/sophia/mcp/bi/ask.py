@@ -19,7 +19,6 @@ import orjson
 
 from sophia.container import Service, Services
 from sophia.errors import SophiaError
-from sophia.gateway.service import GATEWAY
 from sophia.mcp.bi.schemas import AskIn, AskOut, MetricQueryIn, TableResult
 from sophia.mcp.bi.sources import METRICS, metric_query, run_metrics, table_result
 from sophia.mcp.context import ToolContext
@@ -71,18 +70,7 @@ def _answer(ctx_text: str, result: TableResult) -> str:
 
 
 async def _ask_model(ctx: ToolContext, prompt: str) -> tuple[str, float]:
-    gw = await ctx.service(GATEWAY)
-    answer = await gw.complete(
-        [{"role": "user", "content": prompt}],
-        key=ctx.key,
-        model=MODEL,
-        max_tokens=400,
-        temperature=0,
-        metadata={"mcp_tool": "bi/ask_data"},
-        request_id=ctx.request_id,
-    )
-    ctx.charge(answer.cost_usd, answer.model, answer.cache)
-    return answer.text, answer.cost_usd
+    return await ctx.ask_model(prompt, model=MODEL, max_tokens=400)
 
 
 def _metric_prompt(question: str, catalog: Any, candidates: list[str], hints: dict[str, Any]) -> str:

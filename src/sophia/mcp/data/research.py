@@ -20,7 +20,6 @@ from typing import Any
 
 from sophia.collect.service import COLLECTOR
 from sophia.errors import SophiaError
-from sophia.gateway.service import GATEWAY
 from sophia.mcp.context import ToolContext
 from sophia.mcp.data.pages import web_hit
 from sophia.mcp.data.schemas import (
@@ -216,18 +215,8 @@ async def business_research(ctx: ToolContext, args: ResearchIn) -> ResearchOut:
             searched_with=backend,
             fetched=fetched,
         )
-    gateway = await ctx.service(GATEWAY)
-    answer = await gateway.complete(
-        [{"role": "user", "content": _prompt(args.question, sources)}],
-        key=ctx.key,
-        model=MODEL,
-        max_tokens=350,
-        temperature=0,
-        metadata={"mcp_tool": "data/business_research"},
-        request_id=ctx.request_id,
-    )
-    ctx.charge(answer.cost_usd, answer.model, answer.cache)
-    summary, dropped = cited_summary(answer.text, len(sources))
+    text, _ = await ctx.ask_model(_prompt(args.question, sources), model=MODEL, max_tokens=350)
+    summary, dropped = cited_summary(text, len(sources))
     if not summary:  # the model cited nothing usable: the passages are the answer
         summary = " ".join(f"{s.quote[:240].strip()} [{s.n}]" for s in sources[:3])
     return ResearchOut(

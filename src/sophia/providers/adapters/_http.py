@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from email.utils import parsedate_to_datetime
-from time import time
 from typing import TYPE_CHECKING
 
 import orjson
 
 from sophia.errors import ProviderHTTPError, ProviderTimeout, ProviderUnavailable
 from sophia.httpclient import HTTPClient, HTTPClientError, Response, Target
+from sophia.timeparse import retry_after as parse_retry_after
 
 if TYPE_CHECKING:
     from sophia.providers.base import CallOptions, Vendor
@@ -46,21 +45,6 @@ def request_headers(vendor: Vendor, config: ProviderSettings) -> dict[str, str]:
     if key:
         headers[vendor.auth_header] = f"{vendor.auth_scheme} {key}" if vendor.auth_scheme else key
     return headers
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 def upstream_error(
