@@ -11,7 +11,7 @@ import pytest
 from mcp_support import MODES, text
 from pytest_httpserver import HTTPServer
 
-from collect.saas_fakes import KEY, FakeTavily, FakeTwingly, FakeZenRows
+from collect.saas_fakes import KEY, FakeApify, FakePhantomBuster, FakeTavily, FakeTwingly, FakeZenRows
 from collect.site import Site
 from fakes.upstream import FakeUpstream
 from mcp import Client
@@ -306,3 +306,54 @@ async def test_news_search_asks_twingly_when_configured(tmp_path: Path) -> None:
         await services.close()
     finally:
         await fake.close()
+
+
+async def test_search_web_runs_an_apify_search_actor_when_configured(tmp_path: Path) -> None:
+    fake = await FakeApify().start()
+    try:
+        services, key = await services_with(
+            tmp_path,
+            apify={"api_key": KEY, "base_url": fake.url, "options": {"search_actor": "apify/web-scraper"}},
+        )
+        server = build_server(get_registry().get("data"), services, secret=key)
+        async with Client(server) as client:
+            result = await client.call_tool("search_web", {"query": "acme", "k": 4})
+        out = result.structured_content
+        assert not result.is_error, text(result)
+        assert out["backend"] == "apify:apify/web-scraper" and len(out["hits"]) == 4
+        assert all(h["url"].startswith("https://example.com/") for h in out["hits"])
+        await services.close()
+    finally:
+        await fake.close()
+
+
+async def test_find_leads_asks_a_phantombuster_agent_when_one_is_set(tmp_path: Path, demo: Path) -> None:
+    fake = await FakePhantomBuster().start()
+    try:
+        services, key = await services_with(
+            tmp_path,
+            phantombuster={"api_key": KEY, "base_url": fake.url, "options": {"leads_agent": "4421897"}},
+        )
+        server = build_server(get_registry().get("data"), services, secret=key)
+        async with Client(server) as client:
+            result = await client.call_tool("find_leads", {"industry": "student housing", "k": 5})
+        out = result.structured_content
+        assert not result.is_error, text(result)
+        acme = next(lead for lead in out["leads"] if lead["company"] == "Acme")
+        assert len(acme["evidence"]) == 3 and acme["evidence"][0]["url"].startswith(
+            "https://www.linkedin.com/in/"
+        )
+        await services.close()
+    finally:
+        await fake.close()
+
+
+def test_search_rows_read_both_shapes_of_search_actor_output() -> None:
+    from sophia.mcp.data.research import search_rows
+
+    nested = [{"organicResults": [{"title": "A", "url": "https://a.example/", "description": "about a"}]}]
+    flat = [{"title": "B", "link": "https://b.example/", "snippet": "about b"}, {"title": "no url"}]
+    assert [(h.title, h.url, h.quote) for h in search_rows(nested + flat)] == [
+        ("A", "https://a.example/", "about a"),
+        ("B", "https://b.example/", "about b"),
+    ]

@@ -14,6 +14,11 @@ class SaaSService(BaseModel):
     api_key: SecretStr | None = None
     base_url: str | None = Field(None, description="Override the service's published API address.")
     timeout: float = Field(30.0, gt=0, le=600, description="Seconds one API call may take.")
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service-specific choices: apify search_actor (default apify/google-search-scraper), "
+        "phantombuster leads_agent (the agent id find_leads launches).",
+    )
 
 
 class CollectSettings(BaseModel):

@@ -157,6 +157,7 @@ class SaaSClient:
         self._key = key
         self.base_url = (setting.base_url or self.default_base_url).rstrip("/")
         self.timeout = setting.timeout
+        self.options = dict(setting.options)  # the service's own choices (an Actor, an agent)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         headers, params = self._credentials(key)

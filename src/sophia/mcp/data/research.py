@@ -52,6 +52,22 @@ async def _twingly(ctx: ToolContext) -> Any:
     return TwinglyClient.from_settings(settings) if TwinglyClient.configured(settings) else None
 
 
+async def _apify(ctx: ToolContext) -> Any:
+    from sophia.collect.saas.apify import ApifyClient
+
+    settings = ctx.services.settings.collect
+    return ApifyClient.from_settings(settings) if ApifyClient.configured(settings) else None
+
+
+async def _phantombuster(ctx: ToolContext) -> Any:
+    from sophia.collect.saas.phantombuster import PhantomBusterClient
+
+    settings = ctx.services.settings.collect
+    if not PhantomBusterClient.configured(settings) or not settings.phantombuster.options.get("leads_agent"):
+        return None
+    return PhantomBusterClient.from_settings(settings)
+
+
 async def _tavily(ctx: ToolContext) -> Any:
     from sophia.collect.saas.tavily import TavilyClient
 
@@ -59,9 +75,27 @@ async def _tavily(ctx: ToolContext) -> Any:
     return TavilyClient.from_settings(settings) if TavilyClient.configured(settings) else None
 
 
+DEFAULT_SEARCH_ACTOR = "apify/google-search-scraper"
+
+
+def search_rows(items: list[dict[str, Any]]) -> list[WebHit]:
+    """Web results from an Apify search Actor's dataset: rows with ``organicResults`` (Apify's Google
+    Search Scraper) or rows that are results themselves (title, url, description/snippet)."""
+    rows = [r for item in items for r in (item.get("organicResults") or [item])]
+    hits = []
+    for rank, row in enumerate(rows):
+        url = row.get("url") or row.get("link")
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            quote = row.get("description") or row.get("snippet") or ""
+            hits.append(
+                WebHit(title=str(row.get("title") or url), url=url, quote=str(quote), score=1 / (rank + 1))
+            )
+    return hits
+
+
 @tools.tool(title="Search the web", read_only=True, destructive=False, idempotent=True, open_world=True)
 async def search_web(ctx: ToolContext, args: SearchWebIn) -> SearchOut:
-    """Search the web (Tavily when configured; otherwise the pages collected so far, labelled as such)."""
+    """Search the web (Tavily or an Apify Actor when configured; else the collected pages, labelled)."""
     client = await _tavily(ctx)
     if client is not None:
         async with client:
@@ -73,6 +107,15 @@ async def search_web(ctx: ToolContext, args: SearchWebIn) -> SearchOut:
             for r in results
         ]
         return SearchOut(backend="tavily", hits=hits)
+    apify = await _apify(ctx)
+    if apify is not None:
+        actor = apify.options.get("search_actor", DEFAULT_SEARCH_ACTOR)
+        query = " ".join([args.query, *(f"site:{d}" for d in args.include_domains)])
+        async with apify:
+            items = await apify.run_and_collect(
+                actor, {"queries": query, "maxPagesPerQuery": 1, "resultsPerPage": args.k}, max_items=50
+            )
+        return SearchOut(backend=f"apify:{actor}", hits=search_rows(items)[: args.k])
     collector = await ctx.service(COLLECTOR)
     filters: dict[str, Any] = {"source": "news"} if args.topic == "news" else {}
     if args.include_domains:
@@ -231,7 +274,7 @@ async def business_research(ctx: ToolContext, args: ResearchIn) -> ResearchOut:
 
 @tools.tool(title="Find leads", read_only=True, destructive=False, idempotent=True, open_world=False)
 async def find_leads(ctx: ToolContext, args: LeadsIn) -> LeadsOut:
-    """Companies matching industry, size and region: the warehouse's accounts and companies named in collected pages, each with evidence."""
+    """Companies by industry, size, region: warehouse accounts, collected pages, a PhantomBuster agent if set; with evidence."""
     from sophia.collect.entities import extract_entities
     from sophia.warehouse.service import WAREHOUSE
 
@@ -246,6 +289,24 @@ async def find_leads(ctx: ToolContext, args: LeadsIn) -> LeadsOut:
     query = " ".join(p for p in (args.industry or "property management", args.region or "", "company") if p)
     hits = await collector.search(query, k=20)
     n = 0
+    phantom = await _phantombuster(ctx)
+    if phantom is not None:  # an agent that exports companies for a search (LinkedIn, Maps …)
+        async with phantom:
+            rows = await phantom.launch_and_collect(
+                phantom.options["leads_agent"], {"search": query}, wait_s=120
+            )
+        for row in rows[:50]:
+            name = row.get("companyName") or row.get("company") or row.get("name")
+            if not isinstance(name, str) or not name.strip():
+                continue
+            lead = leads.setdefault(name.strip().lower(), Lead(company=name.strip(), customer=False))
+            if len(lead.evidence) >= 3:
+                continue
+            n += 1
+            url = row.get("companyUrl") or row.get("website") or row.get("url") or row.get("profileUrl")
+            said = row.get("description") or row.get("industry") or row.get("tagline") or row.get("title")
+            quote = str(said or row.get("name") or name)
+            lead.evidence.append(Source(n=n, title="PhantomBuster agent result", url=url, quote=quote[:500]))
     for hit in hits:
         for company in extract_entities(hit.citation.quote).companies:
             key = company.lower()
