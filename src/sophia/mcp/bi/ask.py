@@ -90,10 +90,8 @@ def _metric_prompt(question: str, catalog: Any, candidates: list[str], hints: di
 
 async def _sql_prompt(ctx: ToolContext, question: str) -> str:
     warehouse = await ctx.service(WAREHOUSE)
-    tables = []
-    for t in await warehouse.datasets():
-        info = await warehouse.describe(t.name, sample_rows=0)
-        tables.append(f"{t.name}({', '.join(c.name for c in info.columns)})")
+    # the table list already carries each table's columns: no second query per table
+    tables = [f"{t.name}({', '.join(c.name for c in t.columns)})" for t in await warehouse.datasets()]
     return (
         f"Write one read-only {warehouse.dialect} SQL SELECT statement that answers the question. "
         f"Tables:\n{chr(10).join(tables)}\nQuestion: {question}\nAnswer with the SQL only, in a ```sql block."
