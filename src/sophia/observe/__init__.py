@@ -1,0 +1,6 @@
+"""The observe room: telemetry, health, SLOs and alerts (issue 25, in progress).
+
+``slo`` judges service-level objectives by the SRE workbook's multi-window, multi-burn-rate rules;
+``alerts`` turns what fires into de-duplicated notices with recovery notices, to the log and a
+Slack-compatible webhook.
+"""
