@@ -2,5 +2,6 @@
 
 ``slo`` judges service-level objectives by the SRE workbook's multi-window, multi-burn-rate rules;
 ``alerts`` turns what fires into de-duplicated notices with recovery notices, to the log and a
-Slack-compatible webhook.
+Slack-compatible webhook; ``uptime`` keeps probe results and derives availability per window and
+incidents, each probe also an event of the service's SLO.
 """
