@@ -113,12 +113,36 @@ async def serve_together(
         servers = [uvicorn.Server(config)]
         servers += [http_server(settings, name, port=mcp_ports.get(name), services=services) for name in mcp]
         tasks = [asyncio.ensure_future(server.serve()) for server in servers]
+        monitor = await _monitor(settings, services, servers, ["gateway", *(f"mcp:{name}" for name in mcp)])
+        if monitor is not None:
+            tasks.append(asyncio.ensure_future(monitor.run()))
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         # One stopped (a signal, or a failure to bind): stop the others, then report any failure.
         for server in servers:
             server.should_exit = True
+        if monitor is not None:
+            tasks[-1].cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if monitor is not None:
+            await monitor.aclose()
         for task in done:
             task.result()
     finally:
         await services.close()
+
+
+async def _monitor(settings: Settings, services: Services, servers: Sequence[Any], names: Sequence[str]) -> Any:
+    """The uptime monitor over the servers this process serves (``observe.monitor``), or None."""
+    if not settings.observe.monitor:
+        return None
+    from sophia.observe.monitor import Monitor
+    from sophia.observe.uptime import HttpProbe
+
+    accounts = await services.open()
+    probes: dict[str, Any] = {}
+    for name, server in zip(names, servers, strict=True):
+        host = server.config.host if server.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        path = "/health" if name == "gateway" else "/.well-known/oauth-protected-resource"
+        probes[name] = HttpProbe(f"http://{host}:{server.config.port}{path}")
+    return Monitor(settings.observe, accounts.db, probes)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str], str]]:
     tmp = tmp_path_factory.mktemp("e2e")
-    config = write_config(tmp / "sophia.yaml", {"log_level": "warning"})
+    config = write_config(tmp / "sophia.yaml", {"log_level": "warning", "observe": {"probe_interval": 1}})
     # SOPHIA_HOME (set per test by the isolation fixture) outranks the file: pin it for the module
     env = {"SOPHIA_HOME": str(tmp / "home")}
     mcp_port, data_port = free_port(), free_port()
@@ -29,6 +29,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
     )
     server.mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"  # type: ignore[attr-defined]
     server.data_url = f"http://127.0.0.1:{data_port}/mcp"  # type: ignore[attr-defined]
+    server.config_path = config  # type: ignore[attr-defined]
     try:
         server.wait_ready()
         key = sophia("keys", "local", "--config", str(config), env=env).stdout.strip()
@@ -152,3 +153,20 @@ def test_the_data_mcp_server_runs_beside_the_gateway(running: tuple[Server, dict
     resp = httpx.post(url, json=init, headers=headers)
     assert resp.status_code == 200, resp.text
     assert "Data Intelligence" in resp.text
+
+
+def test_the_monitor_probes_every_served_server(running: tuple[Server, dict[str, str], str]) -> None:
+    import time
+
+    server, env, _ = running
+    deadline = time.monotonic() + 30
+    while True:
+        config = server.config_path  # type: ignore[attr-defined]
+        result = sophia("observe", "uptime", "--config", str(config), "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        report = {r["service"]: r for r in json.loads(result.stdout)}
+        if {"gateway", "mcp:ai", "mcp:data"} <= set(report) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert {"gateway", "mcp:ai", "mcp:data"} <= set(report), report
+    assert report["gateway"]["availability"]["1h"] == 1.0 and report["gateway"]["open_incident"] is None

@@ -5,7 +5,7 @@ Nested fields use ``__`` in the environment: ``SOPHIA_GATEWAY__PORT=9000``,
 ``SOPHIA_PROVIDERS__OPENAI__API_KEY=...``. See docs/configuration.md for the complete format.
 
 **The settings rule**: every room's section lives here, in ``sophia.settings`` (``gateway``,
-``router``, ``cache``, ``mcp``, ``warehouse``, ``knowledge``, ``collect`` modules, one per room), and a room imports its section from here.
+``router``, ``cache``, ``mcp``, ``warehouse``, ``knowledge``, ``collect``, ``observe`` modules, one per room), and a room imports its section from here.
 This package imports nothing of Sophia but ``sophia.errors``, so every room may depend on it and
 it depends on none (the import contracts in pyproject.toml keep it so).
 """
@@ -37,6 +37,7 @@ from sophia.settings.gateway import (
 )
 from sophia.settings.knowledge import KnowledgeSettings
 from sophia.settings.mcp import McpSettings
+from sophia.settings.observe import ObserveSettings
 from sophia.settings.router import RouterSettings
 from sophia.settings.warehouse import WarehouseSettings
 
@@ -52,6 +53,7 @@ __all__ = [
     "McpSettings",
     "ModelCacheSettings",
     "ModelSettings",
+    "ObserveSettings",
     "ProviderSettings",
     "ReliabilitySettings",
     "RouterSettings",
@@ -123,6 +125,7 @@ class Settings(BaseSettings):
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     collect: CollectSettings = Field(default_factory=CollectSettings)
+    observe: ObserveSettings = Field(default_factory=ObserveSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     aliases: dict[str, AliasSettings] = Field(default_factory=default_aliases)
