@@ -131,7 +131,9 @@ async def serve_together(
         await services.close()
 
 
-async def _monitor(settings: Settings, services: Services, servers: Sequence[Any], names: Sequence[str]) -> Any:
+async def _monitor(
+    settings: Settings, services: Services, servers: Sequence[Any], names: Sequence[str]
+) -> Any:
     """The uptime monitor over the servers this process serves (``observe.monitor``), or None."""
     if not settings.observe.monitor:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from fakes.helpers import chat
 from sophia.gateway.app import GatewayApp
@@ -105,3 +106,43 @@ async def test_every_admin_route_names_its_operation_to_a_non_admin_key(gateway:
                     f"{what} needs an admin key",
                     "permission_denied",
                 )
+
+
+async def test_metrics_parse_and_match_the_ledger(client: httpx.AsyncClient, gateway: Gateway) -> None:
+    """One cost figure: /metrics shows the dollars, tokens and requests the ledger wrote (parsed with
+    prometheus_client's own parser); only a key that may read every team's usage can scrape it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for model in ("vllm/priced", "vllm/priced", "vllm/ok"):
+        assert (await client.post("/v1/chat/completions", json=chat(model))).status_code == 200
+    await gateway.accounts.ledger.flush()
+    resp = await client.get("/metrics")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(resp.text)
+        for s in family.samples
+    }
+
+    def total(name: str, **labels: str) -> float:
+        return sum(
+            v
+            for (n, ls), v in samples.items()
+            if n == name and all(dict(ls).get(k) == w for k, w in labels.items())
+        )
+
+    rows = await gateway.accounts.ledger.db.fetchall(
+        "SELECT cost_usd, prompt_tokens, completion_tokens FROM sophia_usage WHERE endpoint = 'chat'"
+    )
+    assert total("sophia_requests_total", endpoint="chat") == len(rows) == 3
+    assert total("sophia_cost_usd_total") == pytest.approx(sum(r["cost_usd"] for r in rows))
+    assert total("sophia_cost_usd_total") > 0
+    assert total("sophia_tokens_total") == sum(r["prompt_tokens"] + r["completion_tokens"] for r in rows)
+    assert total("sophia_request_latency_seconds_count", endpoint="chat") == 3
+    assert total("sophia_breaker_state", state="closed") >= 1  # read at scrape time
+
+    admin_only = await client.get("/admin/metrics")
+    assert admin_only.status_code == 200
+    transport = httpx.ASGITransport(app=GatewayApp(gateway))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as anonymous:
+        assert (await anonymous.get("/metrics")).status_code == 401

@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
@@ -170,6 +170,8 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._last_drop_warning = self._last_failure_warning = float("-inf")
+        #: called with each batch once it is written (off the request path): metrics count what the ledger keeps
+        self.observers: list[Callable[[Sequence[UsageRecord]], None]] = []
 
     @classmethod
     async def open(
@@ -290,6 +292,11 @@ class Ledger:
             if len(self._buffer) > self.max_buffer:
                 self._drop(len(self._buffer) - self.max_buffer)
             return exc
+        for observer in self.observers:
+            try:
+                observer(good)
+            except Exception:
+                log.exception("a usage observer failed")
         return None
 
     async def close(self) -> None:

@@ -144,6 +144,7 @@ def build_admin(gateway: Gateway) -> Starlette:
         Route("/admin/keys/{key_id}", guarded(revoke_key, "keys.manage"), methods=["DELETE"]),
         Route("/admin/usage", guarded(usage, "usage.all_teams"), methods=["GET"]),
         Route("/admin/providers", guarded(providers, "providers.health"), methods=["GET"]),
+        Route("/admin/metrics", guarded(metrics, "usage.all_teams"), methods=["GET"]),
         Route("/admin/cache", guarded(cache_stats, "cache.stats.all_teams"), methods=["GET"]),
         Route("/admin/cache/purge", guarded(cache_purge, "cache.purge.all_teams"), methods=["POST"]),
         Route("/admin/cache/bump", guarded(cache_bump, "cache.bump"), methods=["POST"]),
@@ -214,6 +215,14 @@ async def usage(request: Request, gateway: Gateway) -> Any:
 
 async def providers(request: Request, gateway: Gateway) -> Any:
     return gateway.health()
+
+
+async def metrics(request: Request, gateway: Gateway) -> Any:
+    """Prometheus text format (``sophia.observe.metrics``): what the ledger has written, breaker states."""
+    from sophia.observe.metrics import CONTENT_TYPE
+
+    assert gateway.metrics is not None, "Gateway.start() was not awaited"
+    return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
 
 async def cache_stats(request: Request, gateway: Gateway) -> Any:

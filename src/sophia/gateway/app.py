@@ -120,6 +120,8 @@ class GatewayApp:
                     return await handler(scope, receive, send)
                 except Exception:  # noqa: BLE001 - logged with its traceback by _internal_error
                     return await self._internal_error(scope, send)
+            if scope["path"] == "/metrics":  # Prometheus' usual path, the admin API's guard
+                scope = {**scope, "path": "/admin/metrics", "raw_path": b"/admin/metrics"}
             if scope["path"].startswith("/admin"):
                 return await self.admin(scope, receive, send)
             return await self._error(send, InvalidRequest(f"no route {scope['path']}", code="not_found"), 404)

@@ -47,6 +47,7 @@ from sophia.settings import Settings
 
 if TYPE_CHECKING:
     from sophia.cache import CacheHit, ResponseCache
+    from sophia.observe.metrics import LedgerMetrics
 
 __all__ = ["Gateway", "Result", "StreamCall", "new_request_id"]
 
@@ -76,6 +77,7 @@ class Gateway:
         self._owns_cache = cache is None
         self.http: HTTPClient | None = None
         self._booking: Booking | None = None
+        self.metrics: LedgerMetrics | None = None
 
     @property
     def accounts(self) -> Accounts:
@@ -104,12 +106,20 @@ class Gateway:
                 self.settings.cache, self.settings.database_url, self.settings.storage.redis_url
             )
         self._booking = Booking(self._accounts, self.cache)
+        from sophia.observe.metrics import LedgerMetrics
+
+        self.metrics = LedgerMetrics(self.breakers.snapshot)  # fed by the ledger's written batches
+        self._accounts.ledger.observers.append(self.metrics.observe)
         # Everything loaded so far lives as long as the process: keep it out of the GC's scans,
         # which otherwise walk every imported object on each full collection (a tail-latency spike).
         gc.collect()
         gc.freeze()
 
     async def close(self) -> None:
+        if self.metrics is not None and self._accounts is not None:
+            observers = self._accounts.ledger.observers
+            if self.metrics.observe in observers:
+                observers.remove(self.metrics.observe)
         if self._booking is not None:
             await self._booking.drain()  # failed calls' bookings still on their way
         if self.cache is not None:
