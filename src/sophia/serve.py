@@ -147,4 +147,6 @@ async def _monitor(
         host = f"[{host}]" if ":" in host else host
         path = "/health" if name == "gateway" else "/.well-known/oauth-protected-resource"
         probes[name] = HttpProbe(f"http://{host}:{server.config.port}{path}")
-    return Monitor(settings.observe, accounts.db, probes)
+    monitor = Monitor(settings.observe, accounts.db, probes)
+    accounts.ledger.observers.append(monitor.observe_usage)
+    return monitor

@@ -158,10 +158,12 @@ class Alerts:
 
 
 def _title(firing: Firing) -> str:
-    return f"{firing.slo} is burning its error budget"
+    return firing.slo if firing.detail is not None else f"{firing.slo} is burning its error budget"
 
 
 def _detail(firing: Firing) -> str:
+    if firing.detail is not None:
+        return firing.detail
     return (
         f"{firing.rule} (now {firing.burn_short:.1f}x, {firing.burn_long:.1f}x over the long window; "
         f"{firing.error_ratio:.1%} of events failing)"

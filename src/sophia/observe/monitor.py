@@ -3,8 +3,10 @@ each service's uptime SLO and send the alerts that open or close.
 
 ``Monitor.tick()`` is one round (probe all, record, evaluate, alert); ``run()`` repeats it every
 ``observe.probe_interval`` seconds. The probes are the gateway's ``/health``, each MCP server's
-metadata document and ``observe.probes``; alerts go to the log and, with ``observe.webhook_url``, to
-a Slack-compatible webhook.
+metadata document and ``observe.probes``. Beside the uptime SLOs it judges the gateway's own error and
+latency SLOs (fed by the ledger's written batches through ``observe_usage``: nothing on the request
+path) and, with ``observe.daily_budget_usd``, the day's spend. Alerts go to the log and, with
+``observe.webhook_url``, to a Slack-compatible webhook.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sophia.accounts.ledger import UsageRecord
 from sophia.observe.alerts import Alerts, LogNotifier, Notice, Notifier, WebhookNotifier
+from sophia.observe.slo import SLO
+from sophia.observe.spend import spend_firings
 from sophia.observe.uptime import HttpProbe, Probe, ProbeResult, Uptime
 from sophia.settings import ObserveSettings
 from sophia.storage.db import Database
@@ -45,14 +50,33 @@ class Monitor:
         self.alerts = Alerts(notifiers)
         self.clock = clock
         self.rounds = 0
+        self.db = db
+        #: SLOs of the gateway's own traffic, fed by the ledger's written batches (``observe_usage``)
+        self.errors = SLO("gateway errors", target=settings.error_target)
+        self.latency = SLO("gateway latency", target=settings.latency_target)
+
+    def observe_usage(self, records: Sequence[UsageRecord]) -> None:
+        """A ``Ledger.observers`` hook: each gateway request is an event of the error and latency SLOs."""
+        for rec in records:
+            if rec.endpoint.startswith("mcp:") or rec.outcome == "cancelled":
+                continue
+            at = rec.ts if rec.ts else self.clock()
+            ok = rec.outcome == "ok"
+            self.errors.record(at, good=int(ok), bad=int(not ok))
+            if ok:
+                fast = rec.latency_ms <= self.settings.latency_ms
+                self.latency.record(at, good=int(fast), bad=int(not fast))
 
     async def tick(self) -> tuple[dict[str, ProbeResult], list[Notice]]:
         """One round: probe, record, judge every service's SLO, send what opened or closed."""
         results = await self.uptime.probe(self.probes)
         now = self.clock()
         firings = [f for service in self.probes for f in self.uptime.slo(service).evaluate(now)]
+        firings += self.errors.evaluate(now) + self.latency.evaluate(now)
+        if self.settings.daily_budget_usd is not None:
+            firings += await spend_firings(self.db, self.settings.daily_budget_usd, now)
         notices = await self.alerts.check(firings, now)
-        for slo in self.uptime.slos.values():
+        for slo in [*self.uptime.slos.values(), self.errors, self.latency]:
             slo.prune(now)
         self.rounds += 1
         return results, notices

@@ -74,6 +74,8 @@ class Firing:
     burn_short: float
     error_ratio: float
     at: float
+    #: what to say instead of the burn rates (rules that are not burn rates: spend against a budget)
+    detail: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
