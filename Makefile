@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-warehouse bench-knowledge bench-collect bench-cache bench-fuzz router-model cache-verifier clean
+.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-warehouse bench-knowledge bench-collect bench-drift bench-cache bench-fuzz router-model cache-verifier clean
 
 install: $(STAMP)
 
@@ -64,6 +64,11 @@ bench-collect: install
 	$(BIN)/python benchmarks/collect/extraction.py --parts quality,timing --rounds 5
 	$(BIN)/python benchmarks/collect/crawl.py
 	$(BIN)/python benchmarks/collect/search.py
+
+# Drift tests beside Evidently (its own venv under benchmarks/.work; MiniLM prompt vectors once).
+bench-drift: install
+	benchmarks/observe/setup.sh
+	benchmarks/.work/observe/evidently-venv/bin/python benchmarks/observe/drift.py run
 
 bench-fuzz: install
 	$(BIN)/python benchmarks/fuzz/run.py --output benchmarks/fuzz/results/$$(date +%F).json
