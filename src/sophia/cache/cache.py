@@ -511,7 +511,11 @@ class ResponseCache:
     # -- reporting and lifecycle ----------------------------------------------------------------
 
     async def stats(self) -> dict[str, Any]:
-        """Entries in the store; hits, misses and savings of this instance since it opened."""
+        """Entries in the store; hits, misses and savings of this instance since it opened.
+
+        The store is counted once this instance's own writes and evictions have landed (``drain``),
+        so the count is never a moment before an eviction that has already happened here."""
+        await self.drain()
         c = self._counters
         lookups = c.hits_exact + c.hits_semantic + c.misses
         return {
