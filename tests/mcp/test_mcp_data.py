@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,30 +181,43 @@ async def test_search_web_says_when_it_searched_only_the_local_index(data: Data)
     assert local["backend"] == "local index" and "tavily" in local["note"]
 
 
-async def test_search_web_asks_tavily_when_configured(tmp_path: Path) -> None:
-    fake = await FakeTavily().start()
+@asynccontextmanager
+async def with_service(
+    tmp_path: Path, fake_kind: Any, service: str, **options: Any
+) -> AsyncIterator[tuple[Services, Callable[[str, dict[str, Any]], Awaitable[Any]]]]:
+    """The Data server with one SaaS service configured against its loopback fake: (services, call_tool)."""
+    fake = await fake_kind().start()
+    services: Services | None = None
     try:
         settings = load_settings(
             home=str(tmp_path / "home"),
-            collect={"tavily": {"api_key": KEY, "base_url": fake.url}},
+            collect={service: {"api_key": KEY, "base_url": fake.url, **options}},
             cache={"enabled": False},
         )
         services = Services(settings)
         accounts = await services.open()
         key, _ = await accounts.keys.create(name="analyst", team="research")
-        server = build_server(get_registry().get("data"), services, secret=key)
-        async with Client(server) as client:
-            result = await client.call_tool("search_web", {"query": "acme", "k": 3})
-        out = result.structured_content
-        assert (
-            out["backend"] == "tavily"
-            and len(out["hits"]) == 3
-            and out["hits"][0]["url"].startswith("https://")
-        )
-        assert KEY not in text(result)
-        await services.close()
+
+        async def call_tool(tool: str, args: dict[str, Any]) -> Any:
+            server = build_server(get_registry().get("data"), services, secret=key)
+            async with Client(server) as client:
+                return await client.call_tool(tool, args)
+
+        yield services, call_tool
     finally:
+        if services is not None:
+            await services.close()
         await fake.close()
+
+
+async def test_search_web_asks_tavily_when_configured(tmp_path: Path) -> None:
+    async with with_service(tmp_path, FakeTavily, "tavily") as (_, call_tool):
+        result = await call_tool("search_web", {"query": "acme", "k": 3})
+    out = result.structured_content
+    assert (
+        out["backend"] == "tavily" and len(out["hits"]) == 3 and out["hits"][0]["url"].startswith("https://")
+    )
+    assert KEY not in text(result)
 
 
 async def test_business_research_keeps_only_cited_sentences(data: Data) -> None:
@@ -254,34 +268,17 @@ async def test_find_leads_joins_warehouse_accounts_and_collected_evidence(data: 
     assert evidence["url"] == data.server.url_for("/news/leads") and "Greystar" in evidence["quote"]
 
 
-async def services_with(tmp_path: Path, **collect: Any) -> tuple[Services, str]:
-    settings = load_settings(home=str(tmp_path / "home"), collect=collect, cache={"enabled": False})
-    services = Services(settings)
-    accounts = await services.open()
-    key, _ = await accounts.keys.create(name="analyst", team="research")
-    return services, key
-
-
 async def test_fetch_page_renders_through_zenrows_when_configured(tmp_path: Path) -> None:
-    fake = await FakeZenRows().start()
-    try:
-        services, key = await services_with(tmp_path, zenrows={"api_key": KEY, "base_url": fake.url})
-        server = build_server(get_registry().get("data"), services, secret=key)
-        async with Client(server) as client:
-            result = await client.call_tool(
-                "fetch_page", {"url": "https://shop.example.com/item/1", "render_js": True}
-            )
+    from sophia.collect.service import COLLECTOR
+
+    async with with_service(tmp_path, FakeZenRows, "zenrows") as (services, call_tool):
+        result = await call_tool("fetch_page", {"url": "https://shop.example.com/item/1", "render_js": True})
         out = result.structured_content
         assert not result.is_error, text(result)
         assert out["via"] == "zenrows" and out["status"] == 200 and "note" not in out
-        from sophia.collect.service import COLLECTOR
-
         stored = await (await services.get(COLLECTOR)).store.get("https://shop.example.com/item/1")
         assert stored is not None and b"9.99" in stored.raw  # the script-rendered price
         assert KEY not in text(result)
-        await services.close()
-    finally:
-        await fake.close()
 
 
 async def test_fetch_page_says_when_it_could_not_render(data: Data) -> None:
@@ -293,59 +290,34 @@ async def test_fetch_page_says_when_it_could_not_render(data: Data) -> None:
 
 
 async def test_news_search_asks_twingly_when_configured(tmp_path: Path) -> None:
-    fake = await FakeTwingly().start()
-    try:
-        services, key = await services_with(tmp_path, twingly={"api_key": KEY, "base_url": fake.url})
-        server = build_server(get_registry().get("data"), services, secret=key)
-        async with Client(server) as client:
-            result = await client.call_tool("news", {"query": "Acme office", "k": 3})
-        out = result.structured_content
-        assert not result.is_error, text(result)
-        assert out["backend"] == "twingly" and len(out["articles"]) == 3
-        assert out["articles"][0]["url"].startswith("https://blog.example.se/")
-        await services.close()
-    finally:
-        await fake.close()
+    async with with_service(tmp_path, FakeTwingly, "twingly") as (_, call_tool):
+        result = await call_tool("news", {"query": "Acme office", "k": 3})
+    out = result.structured_content
+    assert not result.is_error, text(result)
+    assert out["backend"] == "twingly" and len(out["articles"]) == 3
+    assert out["articles"][0]["url"].startswith("https://blog.example.se/")
 
 
 async def test_search_web_runs_an_apify_search_actor_when_configured(tmp_path: Path) -> None:
-    fake = await FakeApify().start()
-    try:
-        services, key = await services_with(
-            tmp_path,
-            apify={"api_key": KEY, "base_url": fake.url, "options": {"search_actor": "apify/web-scraper"}},
-        )
-        server = build_server(get_registry().get("data"), services, secret=key)
-        async with Client(server) as client:
-            result = await client.call_tool("search_web", {"query": "acme", "k": 4})
-        out = result.structured_content
-        assert not result.is_error, text(result)
-        assert out["backend"] == "apify:apify/web-scraper" and len(out["hits"]) == 4
-        assert all(h["url"].startswith("https://example.com/") for h in out["hits"])
-        await services.close()
-    finally:
-        await fake.close()
+    options = {"options": {"search_actor": "apify/web-scraper"}}
+    async with with_service(tmp_path, FakeApify, "apify", **options) as (_, call_tool):
+        result = await call_tool("search_web", {"query": "acme", "k": 4})
+    out = result.structured_content
+    assert not result.is_error, text(result)
+    assert out["backend"] == "apify:apify/web-scraper" and len(out["hits"]) == 4
+    assert all(h["url"].startswith("https://example.com/") for h in out["hits"])
 
 
 async def test_find_leads_asks_a_phantombuster_agent_when_one_is_set(tmp_path: Path, demo: Path) -> None:
-    fake = await FakePhantomBuster().start()
-    try:
-        services, key = await services_with(
-            tmp_path,
-            phantombuster={"api_key": KEY, "base_url": fake.url, "options": {"leads_agent": "4421897"}},
-        )
-        server = build_server(get_registry().get("data"), services, secret=key)
-        async with Client(server) as client:
-            result = await client.call_tool("find_leads", {"industry": "student housing", "k": 5})
-        out = result.structured_content
-        assert not result.is_error, text(result)
-        acme = next(lead for lead in out["leads"] if lead["company"] == "Acme")
-        assert len(acme["evidence"]) == 3 and acme["evidence"][0]["url"].startswith(
-            "https://www.linkedin.com/in/"
-        )
-        await services.close()
-    finally:
-        await fake.close()
+    options = {"options": {"leads_agent": "4421897"}}
+    async with with_service(tmp_path, FakePhantomBuster, "phantombuster", **options) as (_, call_tool):
+        result = await call_tool("find_leads", {"industry": "student housing", "k": 5})
+    out = result.structured_content
+    assert not result.is_error, text(result)
+    acme = next(lead for lead in out["leads"] if lead["company"] == "Acme")
+    assert len(acme["evidence"]) == 3 and acme["evidence"][0]["url"].startswith(
+        "https://www.linkedin.com/in/"
+    )
 
 
 def test_search_rows_read_both_shapes_of_search_actor_output() -> None:
