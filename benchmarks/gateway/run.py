@@ -37,6 +37,7 @@ from processes import StartError, port_is_free
 from questions import DEFAULT_SEED, capacity
 from report import (
     MICROSECONDS_PER_MILLISECOND,
+    TELEMETRY,
     Measurement,
     answers_lines,
     before_after_table,
@@ -46,7 +47,15 @@ from report import (
 )
 from rows import Row, build_rows
 from sophia_cache import prime_exact_hit, settle, warm_up
-from targets import BEFORE_TARGETS, TARGETS, UPSTREAM_COMPLETION, Context, Target, start_upstream
+from targets import (
+    BEFORE_TARGETS,
+    OPT_IN_TARGETS,
+    TARGETS,
+    UPSTREAM_COMPLETION,
+    Context,
+    Target,
+    start_upstream,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -128,7 +137,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
         parser.error("--rounds and --duration must be at least 1, --warmup at least 0")
     if args.targets is None:
-        args.targets = [key for key in TARGETS if args.before or key not in BEFORE_TARGETS]
+        args.targets = [
+            key for key in TARGETS if (args.before or key not in BEFORE_TARGETS) and key not in OPT_IN_TARGETS
+        ]
     if not args.before and any(key in BEFORE_TARGETS for key in args.targets):
         parser.error(f"{', '.join(BEFORE_TARGETS)} need --before REF")
     args.targets = [key for key in args.targets if key not in args.skip]
@@ -194,16 +205,25 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(measurements, labels, args.connections)
     goals = goals_table(measurements, args.connections)
     before_after = before_after_table(measurements, labels, args.connections)
+    telemetry = before_after_table(
+        measurements, labels, args.connections, TELEMETRY, ("row (tracing on vs off)", "on", "off")
+    )
     checks = answers_lines(measurements, labels)
     results = _results(args, targets, rows, skipped, idle_rss, measurements, table, questions_used)
     if before_after:
         results["before"] = {"ref": args.before, "table": before_after}
+    if telemetry:
+        results["telemetry"] = {"table": telemetry}
     path = _write_results(results, args.output)
     print(f"\n{table}\n")
     if goals:
         print(f"{goals}\n")
     if before_after:
         print(f"Now against --before {args.before} (same run, round by round):\n\n{before_after}\n")
+    if telemetry:
+        print(
+            f"What telemetry costs: spans on (the default) against off (same run, round by round):\n\n{telemetry}\n"
+        )
     if checks:
         print("What the cache answered (x-sophia-cache, counted by wrk over the measured loads):")
         print("\n".join(f"- {line}" for line in checks) + "\n")

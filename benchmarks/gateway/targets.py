@@ -165,6 +165,10 @@ http {{
         location = /health {{
             return 200 'ok';
         }}
+        location = /v1/traces {{
+            default_type application/x-protobuf;
+            return 200 '';
+        }}
         location / {{
             return 404;
         }}
@@ -312,6 +316,22 @@ def start_sophia_cache(ctx: Context) -> Target:
     return _start_sophia(ctx, "sophia-cache", "Sophia, cache on", cache_on=True)
 
 
+SOPHIA_TELEMETRY_OFF = "observe: {tracing: false}  # no spans: what telemetry costs, against `sophia`\n"
+
+
+def start_sophia_notel(ctx: Context) -> Target:
+    """The pass-through with tracing off (spans are on by default): the same run shows telemetry's cost."""
+    return _start_sophia(
+        ctx, "sophia-notel", "Sophia, tracing off", cache_on=False, extra=SOPHIA_TELEMETRY_OFF
+    )
+
+
+def start_sophia_otlp(ctx: Context) -> Target:
+    """The pass-through also exporting every span over OTLP/HTTP (to nginx, which answers 200 at once)."""
+    extra = f'observe: {{otlp_endpoint: "{ctx.upstream_base_url}/traces"}}  # spans over OTLP too\n'
+    return _start_sophia(ctx, "sophia-otlp", "Sophia, spans over OTLP", cache_on=False, extra=extra)
+
+
 def start_sophia_before(ctx: Context) -> Target:
     """The pass-through at an earlier commit (`--before REF`), for a before/after in the same run."""
     return _start_sophia(ctx, "sophia-before", "Sophia", cache_on=False, env=ctx.before_env())
@@ -323,7 +343,7 @@ def start_sophia_cache_before(ctx: Context) -> Target:
 
 
 def _start_sophia(
-    ctx: Context, key: str, label: str, cache_on: bool, env: dict[str, str] | None = None
+    ctx: Context, key: str, label: str, cache_on: bool, env: dict[str, str] | None = None, extra: str = ""
 ) -> Target:
     _require(ctx.sophia_bin, "Sophia")
     port, mcp_port = free_port(), free_port()
@@ -336,7 +356,7 @@ def _start_sophia(
         base_url=ctx.upstream_base_url,
         model=SOPHIA_MODEL,
     )
-    config.write_text(text if cache_on else text + SOPHIA_CACHE_OFF)
+    config.write_text((text if cache_on else text + SOPHIA_CACHE_OFF) + extra)
     secret = _create_sophia_key(ctx, config, "bench", *SOPHIA_KEY_LIMITS, env=env)
     admin = _create_sophia_key(ctx, config, "bench-admin", "--admin", env=env) if cache_on else None
     command = [str(ctx.sophia_bin), "run", "--config", str(config)]
@@ -383,6 +403,8 @@ def _create_sophia_key(
 
 #: targets measured only with `run.py --before REF`
 BEFORE_TARGETS = ("sophia-before", "sophia-cache-before")
+#: targets measured only when asked for by name (--targets): the telemetry comparison
+OPT_IN_TARGETS = ("sophia-notel", "sophia-otlp")
 
 TARGETS: dict[str, TargetSpec] = {
     spec.key: spec
@@ -390,6 +412,8 @@ TARGETS: dict[str, TargetSpec] = {
         TargetSpec("nginx", "nginx direct (floor)", start_nginx_direct),
         TargetSpec("sophia", "Sophia", start_sophia),
         TargetSpec("sophia-cache", "Sophia, cache on", start_sophia_cache),
+        TargetSpec("sophia-notel", "Sophia, tracing off", start_sophia_notel),
+        TargetSpec("sophia-otlp", "Sophia, spans over OTLP", start_sophia_otlp),
         TargetSpec("sophia-before", "Sophia at --before", start_sophia_before),
         TargetSpec("sophia-cache-before", "Sophia, cache on, at --before", start_sophia_cache_before),
         TargetSpec("litellm", "LiteLLM proxy", start_litellm),

@@ -14,11 +14,15 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sophia.asgi import uvicorn_log_level
 from sophia.container import Services
 from sophia.settings import CONFIG_ENV, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sophia.gateway.engine import Gateway
+    from sophia.observe.monitor import Monitor
 
 
 def configure_logging(settings: Settings) -> None:
@@ -102,6 +106,8 @@ async def serve_together(
     services = Services(settings)
     try:
         gateway = await services.get(GATEWAY)
+        if gateway.tracer is not None:
+            gateway.tracer.install_global()  # third-party instrumentation's spans: redacted, exported, kept
         app = GatewayApp(gateway, lifespan=False)  # the container starts and stops the gateway
         config = uvicorn.Config(
             app,
@@ -113,18 +119,21 @@ async def serve_together(
         servers = [uvicorn.Server(config)]
         servers += [http_server(settings, name, port=mcp_ports.get(name), services=services) for name in mcp]
         tasks = [asyncio.ensure_future(server.serve()) for server in servers]
-        monitor = await _monitor(settings, services, servers, ["gateway", *(f"mcp:{name}" for name in mcp)])
+        names = ["gateway", *(f"mcp:{name}" for name in mcp)]
+        monitor = await _monitor(settings, services, gateway, servers, names)
         if monitor is not None:
             tasks.append(asyncio.ensure_future(monitor.run()))
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        # One stopped (a signal, or a failure to bind): stop the others, then report any failure.
-        for server in servers:
-            server.should_exit = True
-        if monitor is not None:
-            tasks[-1].cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if monitor is not None:
-            await monitor.aclose()
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            # One stopped (a signal, or a failure to bind): stop the others, then report any failure.
+            for server in servers:
+                server.should_exit = True
+            if monitor is not None:
+                tasks[-1].cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            if monitor is not None:
+                await _stop_monitor(monitor, services, gateway)
         for task in done:
             task.result()
     finally:
@@ -132,13 +141,15 @@ async def serve_together(
 
 
 async def _monitor(
-    settings: Settings, services: Services, servers: Sequence[Any], names: Sequence[str]
-) -> Any:
-    """The uptime monitor over the servers this process serves (``observe.monitor``), or None."""
+    settings: Settings, services: Services, gateway: Gateway, servers: Sequence[Any], names: Sequence[str]
+) -> Monitor | None:
+    """The uptime monitor over the servers this process serves and the providers its gateway reaches
+    (``observe.monitor``), or None; the gateway holds it (``gateway.monitor``) for the dashboard."""
     if not settings.observe.monitor:
         return None
-    from sophia.observe.monitor import Monitor
+    from sophia.observe.monitor import Monitor, provider_probes
     from sophia.observe.uptime import HttpProbe
+    from sophia.storage.db import open_database
 
     accounts = await services.open()
     probes: dict[str, Any] = {}
@@ -147,6 +158,26 @@ async def _monitor(
         host = f"[{host}]" if ":" in host else host
         path = "/health" if name == "gateway" else "/.well-known/oauth-protected-resource"
         probes[name] = HttpProbe(f"http://{host}:{server.config.port}{path}")
-    monitor = Monitor(settings.observe, accounts.db, probes)
+    board = gateway.breakers
+    probes.update(provider_probes(gateway.catalog, lambda: board.breakers, settings.observe))
+    # The monitor's own connection to the database: its reads (the hourly drift check scans a week of the
+    # ledger) never queue behind, or hold up, the calls the servers make on theirs (one, with SQLite).
+    memory = ":memory:" in settings.database_url
+    db = accounts.db if memory else await open_database(settings.database_url)
+    monitor = Monitor(settings.observe, db, probes)
     accounts.ledger.observers.append(monitor.observe_usage)
+    gateway.monitor = monitor
     return monitor
+
+
+async def _stop_monitor(monitor: Monitor, services: Services, gateway: Gateway) -> None:
+    """Undo ``_monitor``: the gateway lets go of it, the ledger stops feeding it, its probes and its
+    database connection close."""
+    if gateway.monitor is monitor:
+        gateway.monitor = None
+    accounts = services.accounts
+    if accounts is not None and monitor.observe_usage in accounts.ledger.observers:
+        accounts.ledger.observers.remove(monitor.observe_usage)
+    await monitor.aclose()
+    if accounts is None or monitor.db is not accounts.db:
+        await monitor.db.close()

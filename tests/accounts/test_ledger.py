@@ -37,7 +37,7 @@ def usage(n: float = 0, **fields: Any) -> UsageRecord:
         "provider": "openai",
         "prompt_tokens": 10,
         "completion_tokens": 5,
-        "cost_usd": 0.001,
+        "cost_nanos": 1_000_000,
         "latency_ms": 100.0,
         "ttft_ms": None,
         "cache": "miss",
@@ -123,11 +123,11 @@ async def test_close_writes_what_is_left_and_later_records_are_counted_as_droppe
 
 
 async def test_spend_counts_flushed_and_buffered_records(ledger: Ledger) -> None:
-    ledger.record(usage(0, cost_usd=1.0))
-    ledger.record(usage(10, cost_usd=2.0))
-    ledger.record(usage(20, cost_usd=4.0, key_id="key_b"))
+    ledger.record(usage(0, cost_nanos=1_000_000_000))
+    ledger.record(usage(10, cost_nanos=2_000_000_000))
+    ledger.record(usage(20, cost_nanos=4_000_000_000, key_id="key_b"))
     await ledger.flush()
-    ledger.record(usage(30, cost_usd=8.0))  # not yet written
+    ledger.record(usage(30, cost_nanos=8_000_000_000))  # not yet written
     assert await ledger.spend("key_a", T0) == pytest.approx(11.0)
     assert await ledger.spend("key_a", T0 + 5) == pytest.approx(10.0)
     assert await ledger.spend("key_b", T0) == pytest.approx(4.0)
@@ -136,12 +136,16 @@ async def test_spend_counts_flushed_and_buffered_records(ledger: Ledger) -> None
 
 async def test_report_groups_and_sorts_by_cost(ledger: Ledger) -> None:
     rows = [
-        usage(0, served_model="m/cheap", provider="p1", team="a", cost_usd=0.01, latency_ms=100),
-        usage(1, served_model="m/cheap", provider="p1", team="b", cost_usd=0.01, latency_ms=300),
-        usage(2, served_model="m/dear", provider="p2", team="a", cost_usd=0.50, saved_usd=0.25),
-        usage(3, served_model=None, provider=None, team="a", cost_usd=0.0, outcome="error"),
-        usage(4 + DAY, served_model="m/cheap", provider="p1", team="a", cost_usd=0.02, task_type="code"),
-        usage(-DAY, served_model="m/old", cost_usd=9.0),  # before `since`
+        usage(0, served_model="m/cheap", provider="p1", team="a", cost_nanos=10_000_000, latency_ms=100),
+        usage(1, served_model="m/cheap", provider="p1", team="b", cost_nanos=10_000_000, latency_ms=300),
+        usage(
+            2, served_model="m/dear", provider="p2", team="a", cost_nanos=500_000_000, saved_nanos=250_000_000
+        ),
+        usage(3, served_model=None, provider=None, team="a", cost_nanos=0, outcome="error"),
+        usage(
+            4 + DAY, served_model="m/cheap", provider="p1", team="a", cost_nanos=20_000_000, task_type="code"
+        ),
+        usage(-DAY, served_model="m/old", cost_nanos=9_000_000_000),  # before `since`
     ]
     for r in rows:
         ledger.record(r)
@@ -156,8 +160,9 @@ async def test_report_groups_and_sorts_by_cost(ledger: Ledger) -> None:
     assert by_model[2]["errors"] == 1
     assert set(cheap) == {
         "model", "requests", "errors", "prompt_tokens", "completion_tokens",
-        "cost_usd", "saved_usd", "avg_latency_ms",
+        "cost_nanos", "saved_nanos", "cost_usd", "saved_usd", "avg_latency_ms",
     }  # fmt: skip
+    assert cheap["cost_nanos"] == 40_000_000 and cheap["cost_usd"] == cheap["cost_nanos"] / 1e9
 
     two = await ledger.report(T0, T0 + DAY, group_by=("team", "provider"))
     assert [(r["team"], r["provider"], r["requests"]) for r in two] == [
@@ -284,7 +289,7 @@ async def main(url, batch):
     while True:
         for i in range(batch):
             ledger.record(UsageRecord(time.time(), f"r{done}-{i}", "key_k", "t", "chat", "m", "m", "p",
-                                      1, 1, 0.001, 1.0, None, "miss", metadata={"i": i}))
+                                      1, 1, 1_000_000, 1.0, None, "miss", metadata={"i": i}))
         await ledger.flush()
         done += 1
         print(done, flush=True)

@@ -137,12 +137,12 @@ def test_usage_recommend_reads_the_ledger(tmp_path: Path) -> None:
         ledger = await Ledger.open(f"sqlite:///{tmp_path / 'data' / 'sophia.db'}")
         now = time.time()
         for i in range(800):
-            model, cost = ("openai/gpt-4.1", 0.01) if i % 2 else ("openai/gpt-4.1-mini", 0.001)
+            model, cost = ("openai/gpt-4.1", 10_000_000) if i % 2 else ("openai/gpt-4.1-mini", 1_000_000)
             ledger.record(
                 UsageRecord(
                     ts=now - i, request_id=f"r{i}", key_id="k", team="t", endpoint="chat",
                     requested_model="sophia/auto", served_model=model, provider="openai",
-                    prompt_tokens=10, completion_tokens=5, cost_usd=cost, latency_ms=5.0, ttft_ms=None,
+                    prompt_tokens=10, completion_tokens=5, cost_nanos=cost, latency_ms=5.0, ttft_ms=None,
                     cache="miss", task_type="summarise",
                 )
             )  # fmt: skip

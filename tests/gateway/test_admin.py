@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from fakes.helpers import chat
 from sophia.gateway.app import GatewayApp
@@ -132,11 +131,11 @@ async def test_metrics_parse_and_match_the_ledger(client: httpx.AsyncClient, gat
         )
 
     rows = await gateway.accounts.ledger.db.fetchall(
-        "SELECT cost_usd, prompt_tokens, completion_tokens FROM sophia_usage WHERE endpoint = 'chat'"
+        "SELECT cost_nanos, prompt_tokens, completion_tokens FROM sophia_usage WHERE endpoint = 'chat'"
     )
     assert total("sophia_requests_total", endpoint="chat") == len(rows) == 3
-    assert total("sophia_cost_usd_total") == pytest.approx(sum(r["cost_usd"] for r in rows))
-    assert total("sophia_cost_usd_total") > 0
+    # one cost figure: the ledger's integer nano-dollars, exactly
+    assert total("sophia_cost_nanodollars_total") == sum(r["cost_nanos"] for r in rows) > 0
     assert total("sophia_tokens_total") == sum(r["prompt_tokens"] + r["completion_tokens"] for r in rows)
     assert total("sophia_request_latency_seconds_count", endpoint="chat") == 3
     assert total("sophia_breaker_state", state="closed") >= 1  # read at scrape time

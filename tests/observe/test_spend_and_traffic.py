@@ -26,9 +26,9 @@ async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
 async def spend(db, at: float, usd: float) -> None:  # type: ignore[no-untyped-def]
     await db.execute(
         "INSERT INTO sophia_usage (ts, request_id, team, endpoint, requested_model, prompt_tokens, completion_tokens, "
-        "cost_usd, latency_ms, cache, saved_usd, outcome, status, attempts) "
-        "VALUES (?, ?, 'sales', 'chat', 'm', 1, 1, ?, 1, 'miss', 0, 'ok', 200, 1)",
-        (at, f"r{at}", usd),
+        "cost_usd, cost_nanos, latency_ms, cache, saved_usd, outcome, status, attempts) "
+        "VALUES (?, ?, 'sales', 'chat', 'm', 1, 1, ?, ?, 1, 'miss', 0, 'ok', 200, 1)",
+        (at, f"r{at}", usd, round(usd * 1e9)),
     )
 
 
@@ -49,7 +49,7 @@ async def test_spend_over_budget_pages_and_a_forecast_over_it_tickets(db) -> Non
 def record(at: float, outcome: str = "ok", latency_ms: float = 300.0, endpoint: str = "chat") -> UsageRecord:
     return UsageRecord(
         ts=at, request_id=f"r{at}", key_id=None, team="sales", endpoint=endpoint, requested_model="m",
-        served_model="m", provider="p", prompt_tokens=1, completion_tokens=1, cost_usd=0.0, latency_ms=latency_ms,
+        served_model="m", provider="p", prompt_tokens=1, completion_tokens=1, cost_nanos=0, latency_ms=latency_ms,
         ttft_ms=None, cache="miss", outcome=outcome,
     )  # fmt: skip
 

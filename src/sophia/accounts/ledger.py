@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 
 import orjson
 
+from sophia.accounts.limits import NANOS
 from sophia.errors import InvalidRequest, StorageError
 from sophia.storage import Database, open_with_schema
 
@@ -47,11 +48,11 @@ class UsageRecord:
     provider: str | None
     prompt_tokens: int
     completion_tokens: int
-    cost_usd: float
+    cost_nanos: int  # the call's cost in integer nano-dollars: the one figure ledger, spans and metrics share
     latency_ms: float
     ttft_ms: float | None
     cache: str  # "miss" | "exact" | "semantic" | "bypass"
-    saved_usd: float = 0.0
+    saved_nanos: int = 0  # what a cache hit saved, nano-dollars
     outcome: str = "ok"  # "ok" | "error" | "cancelled"
     error_class: str | None = None
     status: int = 200
@@ -61,10 +62,31 @@ class UsageRecord:
     metadata: dict[str, Any] | None = None
     cache_entry: str | None = None  # the cache entry that answered (cache "exact" or "semantic")
     estimated: bool = False  # tokens estimated by the gateway (the provider's usage never arrived)
+    trace_id: str | None = None  # 32 hex digits: the call's trace (W3C trace context)
+    #: how the call went, stage by stage (``sophia.observe.context.CallTrace``), when tracing is on;
+    #: kept as its ``encode()`` in the column ``trace_detail`` (the spans are rebuilt from it)
+    trace: Any = None
+
+    @property
+    def cost_usd(self) -> float:
+        return self.cost_nanos / NANOS
+
+    @property
+    def saved_usd(self) -> float:
+        return self.saved_nanos / NANOS
 
 
-_FIELDS = tuple(f.name for f in fields(UsageRecord))
-_INT = frozenset({"prompt_tokens", "completion_tokens", "status", "attempts", "estimated"})
+#: the columns a record fills (``trace`` is not kept); ``cost_usd`` and ``saved_usd`` are derived from the
+#: nano-dollars for readers that want dollars (the same figure, never computed apart)
+_FIELDS = (
+    *(f.name for f in fields(UsageRecord) if f.name != "trace"),
+    "cost_usd",
+    "saved_usd",
+    "trace_detail",
+)
+_INT = frozenset(
+    {"prompt_tokens", "completion_tokens", "status", "attempts", "estimated", "cost_nanos", "saved_nanos"}
+)
 _FLOAT = frozenset({"ts", "cost_usd", "latency_ms", "saved_usd"})
 
 SCHEMA = (
@@ -92,13 +114,31 @@ SCHEMA = (
         task_type TEXT,
         metadata TEXT,
         cache_entry TEXT,
-        estimated BIGINT NOT NULL DEFAULT 0
+        estimated BIGINT NOT NULL DEFAULT 0,
+        cost_nanos BIGINT NOT NULL DEFAULT 0,
+        saved_nanos BIGINT NOT NULL DEFAULT 0,
+        trace_id TEXT,
+        trace_detail TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS sophia_usage_ts ON sophia_usage (ts)",
     "CREATE INDEX IF NOT EXISTS sophia_usage_key_ts ON sophia_usage (key_id, ts)",
 )
+#: made once the columns they cover exist (``Ledger.open``, after ``ADDED_COLUMNS``)
+LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS sophia_usage_trace ON sophia_usage (trace_id)",)
 #: columns added since the table was first made, for databases created by an older release
-ADDED_COLUMNS = {"cache_entry": "TEXT", "estimated": "BIGINT NOT NULL DEFAULT 0"}
+ADDED_COLUMNS = {
+    "cache_entry": "TEXT",
+    "estimated": "BIGINT NOT NULL DEFAULT 0",
+    "cost_nanos": "BIGINT NOT NULL DEFAULT 0",
+    "saved_nanos": "BIGINT NOT NULL DEFAULT 0",
+    "trace_id": "TEXT",
+    "trace_detail": "TEXT",
+}
+#: rows written before cost was kept in nano-dollars get it from their dollars, once (when the column arrives)
+_BACKFILL_NANOS = (
+    "UPDATE sophia_usage SET cost_nanos = CAST(ROUND(cost_usd * 1000000000) AS BIGINT), "
+    "saved_nanos = CAST(ROUND(saved_usd * 1000000000) AS BIGINT)"
+)
 _INSERT = f"INSERT INTO sophia_usage ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
 
 #: a report's grouping names (the MCP tools' schemas list them from here)
@@ -125,16 +165,20 @@ _DAY = {
 _METRICS = (
     "COUNT(*) AS requests, SUM(CASE WHEN outcome = 'error' THEN 1 ELSE 0 END) AS errors, "
     "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
-    "SUM(cost_usd) AS cost_usd, SUM(saved_usd) AS saved_usd, AVG(latency_ms) AS avg_latency_ms"
+    "SUM(cost_nanos) AS cost_nanos, SUM(saved_nanos) AS saved_nanos, AVG(latency_ms) AS avg_latency_ms"
 )
-_INT_METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens")
-_FLOAT_METRICS = ("cost_usd", "saved_usd", "avg_latency_ms")
+_INT_METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_nanos", "saved_nanos")
+_FLOAT_METRICS = ("avg_latency_ms",)
 _WARN_EVERY = 60.0
 
 
 def _row(rec: UsageRecord) -> tuple[Any, ...]:
     """A record as a row of parameters, with the types each column wants (asyncpg is strict)."""
-    values = [getattr(rec, name) for name in _FIELDS]
+    if type(rec.cost_nanos) is not int or type(rec.saved_nanos) is not int:
+        raise TypeError("cost_nanos and saved_nanos are integer nano-dollars")
+    trace = rec.trace
+    values = [getattr(rec, name) for name in _FIELDS[:-1]]
+    values.append(trace.encode() if trace is not None else None)
     for i, name in enumerate(_FIELDS):
         value = values[i]
         if name in _INT:
@@ -180,7 +224,15 @@ class Ledger:
         """Open by URL (the ledger owns the connection) or on a shared ``Database`` (it does not)."""
         db, owned = await open_with_schema(database, SCHEMA)
         try:
+            try:
+                await db.fetchall("SELECT cost_nanos FROM sophia_usage WHERE 1 = 0")
+                backfill = False
+            except StorageError:
+                backfill = True  # a ledger from before nano-dollars
             await db.ensure_columns("sophia_usage", ADDED_COLUMNS)
+            await db.migrate(LATE_INDEXES)
+            if backfill:
+                await db.execute(_BACKFILL_NANOS)
         except BaseException:
             if owned:
                 await db.close()
@@ -324,11 +376,11 @@ class Ledger:
         async with self._lock:  # no write in flight: every record is either in the table or buffered
             await self._settle()
             row = await self.db.fetchone(
-                "SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM sophia_usage WHERE key_id = ? AND ts >= ?",
+                "SELECT COALESCE(SUM(cost_nanos), 0) AS spent FROM sophia_usage WHERE key_id = ? AND ts >= ?",
                 [key_id, float(since)],
             )
-            pending = sum(r.cost_usd for r in self._buffer if r.key_id == key_id and r.ts >= since)
-        return float(row["spent"] if row else 0.0) + pending
+            pending = sum(r.cost_nanos for r in self._buffer if r.key_id == key_id and r.ts >= since)
+        return (int(row["spent"] if row else 0) + pending) / NANOS
 
     async def rows(
         self, since: float, until: float | None = None, endpoint: str = "chat"
@@ -339,7 +391,7 @@ class Ledger:
         if until is not None:
             where, params = where + " AND ts < ?", [*params, float(until)]
         return await self.db.fetchall(
-            "SELECT ts, task_type, served_model, cost_usd, outcome, cache, metadata "
+            "SELECT ts, task_type, served_model, cost_nanos, cost_usd, outcome, cache, metadata "
             f"FROM sophia_usage WHERE {where} ORDER BY ts",
             params,
         )
@@ -349,7 +401,7 @@ class Ledger:
         await self.flush()
         return await self.db.fetchone(
             "SELECT ts, request_id, key_id, team, requested_model, served_model, cache, cache_entry, saved_usd, "
-            "route, outcome "
+            "saved_nanos, cost_nanos, route, outcome, trace_id "
             "FROM sophia_usage WHERE request_id = ?",
             [request_id],
         )
@@ -371,7 +423,7 @@ class Ledger:
         if until is not None:
             where, params = where + " AND ts < ?", [*params, float(until)]
         group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(groups)))}" if groups else ""
-        cost_column = len(groups) + 5  # position of cost_usd in the select list
+        cost_column = len(groups) + 5  # position of cost_nanos in the select list
         order = [str(i + 1) for i in range(len(groups))]  # ties: by the group values
         sql = (
             f"SELECT {', '.join([*select, _METRICS])} FROM sophia_usage WHERE {where}{group} "
@@ -383,4 +435,6 @@ class Ledger:
                 row[name] = int(row[name] or 0)
             for name in _FLOAT_METRICS:
                 row[name] = float(row[name] or 0.0)
+            row["cost_usd"] = row["cost_nanos"] / NANOS
+            row["saved_usd"] = row["saved_nanos"] / NANOS
         return rows

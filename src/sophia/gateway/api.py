@@ -30,6 +30,7 @@ class Result:
     request_id: str
     cache: str = "miss"  # "exact" | "semantic" on a hit (then cost is 0 and saved_usd what it saved)
     saved_usd: float = 0.0
+    trace_id: str | None = None  # the call's trace (its spans, when telemetry is on)
 
 
 #: a chat message as the typed API takes it: {"role": "user", "content": "…"} (OpenAI's form)

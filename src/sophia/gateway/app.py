@@ -83,6 +83,7 @@ def _result_headers(result: Result) -> list[tuple[bytes, bytes]]:
         (b"x-sophia-cost", f"{result.cost:.8f}".encode()),
         (b"x-sophia-cache", result.cache.encode()),
         (b"x-sophia-route", result.route.encode()),
+        (b"x-sophia-trace-id", (result.trace_id or "").encode()),
     ]
 
 
@@ -90,11 +91,13 @@ class GatewayApp:
     def __init__(self, gateway: Gateway, *, lifespan: bool = True) -> None:
         """``lifespan``: the app starts and closes ``gateway`` (False: its owner does, e.g. the container)."""
         from sophia.gateway.admin import build_admin
+        from sophia.observe.dashboard import build_dashboard
 
         self.gateway = gateway
         self.manage = lifespan
         self.max_body = gateway.settings.gateway.max_body_bytes
         self.admin = build_admin(gateway)
+        self.dashboard = build_dashboard(gateway, error_body)  # /dashboard*: charts, data, traces
         routes: dict[str, dict[str, Handler]] = {
             "/v1/chat/completions": {"POST": self._chat},
             "/v1/embeddings": {"POST": self._embeddings},
@@ -124,6 +127,8 @@ class GatewayApp:
                 scope = {**scope, "path": "/admin/metrics", "raw_path": b"/admin/metrics"}
             if scope["path"].startswith("/admin"):
                 return await self.admin(scope, receive, send)
+            if scope["path"] == "/dashboard" or scope["path"].startswith("/dashboard/"):
+                return await self.dashboard(scope, receive, send)
             return await self._error(send, InvalidRequest(f"no route {scope['path']}", code="not_found"), 404)
         if scope["type"] == "lifespan":
             return await self._lifespan(receive, send)
@@ -152,6 +157,7 @@ class GatewayApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                await self.dashboard.state.dashboard.close()  # its chart worker, if one started
                 if self.manage:
                     await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -183,9 +189,11 @@ class GatewayApp:
             body = await read_body(scope, receive, self.max_body)
             data, params = self._chat_body(body)
             if params.stream:
-                return await self._stream(receive, send, data, key, params, request_id)
+                return await self._stream(receive, send, data, key, params, request_id, scope)
             async with DisconnectGuard(receive) as guard:
-                result = await self.gateway.chat(data, key, params=params, request_id=request_id)
+                result = await self.gateway.chat(
+                    data, key, params=params, request_id=request_id, traceparent=header(scope, b"traceparent")
+                )
             if guard.gone:
                 return None
         except ClientGone:
@@ -216,9 +224,12 @@ class GatewayApp:
         key: KeyRecord | None,
         params: Any,
         request_id: str,
+        scope: Scope,
     ) -> None:
         async with DisconnectGuard(receive) as guard:
-            call = await self.gateway.chat_stream(data, key, params=params, request_id=request_id)
+            call = await self.gateway.chat_stream(
+                data, key, params=params, request_id=request_id, traceparent=header(scope, b"traceparent")
+            )
         if guard.gone:
             return
         headers = [
@@ -228,6 +239,7 @@ class GatewayApp:
             (b"x-sophia-provider", call.model.provider.encode()),
             (b"x-sophia-cache", call.cache.encode()),
             (b"x-sophia-route", call.route.encode()),
+            (b"x-sophia-trace-id", call.trace_id.encode()),
         ]
         error: BaseException | None = None
         try:
@@ -263,7 +275,9 @@ class GatewayApp:
             body = await read_body(scope, receive, self.max_body)
             data = _parse(body)
             async with DisconnectGuard(receive) as guard:
-                result = await self.gateway.embed(data, key, request_id=request_id)
+                result = await self.gateway.embed(
+                    data, key, request_id=request_id, traceparent=header(scope, b"traceparent")
+                )
             if guard.gone:
                 return None
         except ClientGone:

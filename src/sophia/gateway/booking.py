@@ -20,7 +20,9 @@ from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
 from sophia.accounts import Accounts, Hold, KeyRecord, UsageRecord
+from sophia.accounts.limits import NANOS
 from sophia.errors import SophiaError
+from sophia.observe.context import CallTrace, new_trace_id, trace_parent
 from sophia.providers import tokens
 from sophia.providers.base import ModelInfo, Usage
 
@@ -51,6 +53,20 @@ class Ticket:
     body: dict[str, Any] | None = None  # the request, for estimating what an unfinished call used
     hold: Hold | None = None  # money reserved against the key's budgets, until the call is booked
     calling: ModelInfo | None = None  # the model being called right now (a cancelled call books it)
+    trace_id: str = field(default_factory=new_trace_id)
+    parent_span: str | None = None  # the caller's span (a traceparent header), when it sent one
+    marks: list[tuple[str, float, float, Any]] = field(default_factory=list)
+    answer: bytes | None = None  # the answer, kept for the trace only when content capture is on
+
+    def mark(self, stage: str, start: float, detail: Any = None) -> None:
+        """One stage of the call, from ``start`` (``perf_counter``) to now."""
+        self.marks.append((stage, start, perf_counter(), detail))
+
+    def follow(self, traceparent: str | None) -> None:
+        """Join the caller's trace when its ``traceparent`` is valid."""
+        parent = trace_parent(traceparent)
+        if parent is not None:
+            self.trace_id, self.parent_span = parent
 
     def route(self) -> str:
         """``x-sophia-route``: the router's reason (if any), then every attempt as ``model=outcome``."""
@@ -61,16 +77,25 @@ class Ticket:
 class Booking:
     """Counts, records and keeps what calls produced (``accounts`` for the first two, ``cache`` the last)."""
 
-    def __init__(self, accounts: Accounts, cache: ResponseCache | None) -> None:
+    def __init__(
+        self,
+        accounts: Accounts,
+        cache: ResponseCache | None,
+        *,
+        tracing: bool = False,
+        capture_content: bool = False,
+    ) -> None:
         self.accounts = accounts
         self.cache = cache
+        self.tracing = tracing  # records carry their CallTrace (the tracer builds spans from it)
+        self.capture_content = capture_content
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def settle(self, ticket: Ticket, info: ModelInfo, usage: Usage) -> float:
-        """A successful model call: its cost, counted against the key's limits and booked; returns it."""
-        cost = info.cost(usage.prompt_tokens, usage.completion_tokens)
+    async def settle(self, ticket: Ticket, info: ModelInfo, usage: Usage) -> int:
+        """A successful model call: its cost (nano-dollars), counted against the key's limits and booked."""
+        cost = info.cost_nanos(usage.prompt_tokens, usage.completion_tokens)
         hold, ticket.hold = ticket.hold, None
-        await self.accounts.commit(ticket.key, usage.total_tokens, cost, hold=hold)
+        await self.accounts.commit(ticket.key, usage.total_tokens, cost / NANOS, hold=hold)
         self.record(ticket, info, usage, cost, "ok", None, 200, None)
         return cost
 
@@ -95,19 +120,19 @@ class Booking:
         ttft_ms: float,
         error: BaseException | None,
         cache: str,
-        saved_usd: float,
+        saved_nanos: int,
         events: list[bytes] | None = None,
-    ) -> float:
+    ) -> int:
         """A stream that ended (``error`` None), was cancelled or failed: count and book what it used.
         ``events``: what was streamed from a model (None for a cached answer, which costs nothing)."""
         estimated = False
         if cache == "miss":
             usage, estimated = self.consumed(ticket, usage, events)
-        cost = info.cost(usage.prompt_tokens, usage.completion_tokens)
+        cost = info.cost_nanos(usage.prompt_tokens, usage.completion_tokens)
         hold, ticket.hold = ticket.hold, None
-        await self.accounts.commit(ticket.key, usage.total_tokens, cost, hold=hold)
+        await self.accounts.commit(ticket.key, usage.total_tokens, cost / NANOS, hold=hold)
         if error is None:
-            self.record(ticket, info, usage, cost, "ok", None, 200, ttft_ms, cache, saved_usd, estimated)
+            self.record(ticket, info, usage, cost, "ok", None, 200, ttft_ms, cache, saved_nanos, estimated)
         elif isinstance(error, asyncio.CancelledError | ConnectionError):
             self.record(
                 ticket,
@@ -129,12 +154,12 @@ class Booking:
     def failure(self, ticket: Ticket, exc: BaseException) -> None:
         """A call that never produced an answer. Cancelled while a model was working on it, it books the
         prompt that model read (estimated). Its budget hold is released off the caller's path."""
-        info, usage, cost, estimated = None, Usage(), 0.0, False
+        info, usage, cost, estimated = None, Usage(), 0, False
         if isinstance(exc, asyncio.CancelledError):
             if ticket.calling is not None and ticket.body is not None:
                 info = ticket.calling
                 usage = Usage(tokens.prompt_tokens(ticket.body), 0)
-                cost, estimated = info.cost(usage.prompt_tokens, 0), True
+                cost, estimated = info.cost_nanos(usage.prompt_tokens, 0), True
             self.record(
                 ticket, info, usage, cost, "cancelled", "CancelledError", 499, None, estimated=estimated
             )
@@ -142,13 +167,13 @@ class Booking:
             from sophia.gateway.errors import status_and_type
 
             status = status_and_type(exc)[0]
-            self.record(ticket, None, usage, 0.0, "error", type(exc).__name__, status, None)
+            self.record(ticket, None, usage, 0, "error", type(exc).__name__, status, None)
         else:
             log.error("unexpected %s in %s call %s", type(exc).__name__, ticket.endpoint, ticket.request_id)
-            self.record(ticket, None, usage, 0.0, "error", type(exc).__name__, 500, None)
+            self.record(ticket, None, usage, 0, "error", type(exc).__name__, 500, None)
         hold, ticket.hold = ticket.hold, None
         if ticket.key is not None and (hold is not None or (cost > 0 and ticket.key.limited)):
-            self._later(self.accounts.commit(ticket.key, usage.total_tokens, cost, hold=hold))
+            self._later(self.accounts.commit(ticket.key, usage.total_tokens, cost / NANOS, hold=hold))
 
     def _later(self, work: Any) -> None:
         """Run an accounts update in the background (the caller is failing or cancelled); kept until done."""
@@ -173,12 +198,18 @@ class Booking:
         answer: bytes,
         usage: Usage,
         info: ModelInfo,
-        cost: float,
+        cost: int,
     ) -> None:
         """Store a model's answer in the cache (off the response path), when the cache applies."""
         if self.cache is not None and ticket.cache is not None:
             self.cache.store_soon(
-                request, ticket.cache, answer, usage.prompt_tokens, usage.completion_tokens, info.id, cost
+                request,
+                ticket.cache,
+                answer,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                info.id,
+                cost / NANOS,
             )
 
     def record(
@@ -186,16 +217,20 @@ class Booking:
         ticket: Ticket,
         info: ModelInfo | None,
         usage: Usage,
-        cost: float,
+        cost: int,
         outcome: str,
         error: str | None,
         status: int,
         ttft_ms: float | None,
         cache: str = "miss",
-        saved_usd: float = 0.0,
+        saved_nanos: int = 0,
         estimated: bool = False,
     ) -> None:
         key = ticket.key
+        trace = None
+        if self.tracing:
+            content = (ticket.body, ticket.answer) if self.capture_content else None
+            trace = CallTrace(ticket.t0, ticket.ts, ticket.parent_span, ticket.marks, content)
         self.accounts.record(
             UsageRecord(
                 ts=ticket.ts,
@@ -208,11 +243,11 @@ class Booking:
                 provider=info.provider if info else None,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
-                cost_usd=cost,
+                cost_nanos=cost,
                 latency_ms=(perf_counter() - ticket.t0) * 1000,
                 ttft_ms=ttft_ms,
                 cache=cache,
-                saved_usd=saved_usd,
+                saved_nanos=saved_nanos,
                 outcome=outcome,
                 error_class=error,
                 status=status,
@@ -222,5 +257,7 @@ class Booking:
                 metadata=ticket.metadata,
                 cache_entry=ticket.cache_entry if cache in ("exact", "semantic") else None,
                 estimated=estimated,
+                trace_id=ticket.trace_id,
+                trace=trace,
             )
         )

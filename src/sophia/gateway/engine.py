@@ -22,6 +22,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sophia.accounts import Accounts, KeyRecord, new_request_id
+from sophia.accounts.limits import NANOS, nanos
 from sophia.errors import (
     AllProvidersFailed,
     CircuitOpen,
@@ -48,6 +49,8 @@ from sophia.settings import Settings
 if TYPE_CHECKING:
     from sophia.cache import CacheHit, ResponseCache
     from sophia.observe.metrics import LedgerMetrics
+    from sophia.observe.monitor import Monitor
+    from sophia.observe.tracing import Tracer
 
 __all__ = ["Gateway", "Result", "StreamCall", "new_request_id"]
 
@@ -63,9 +66,11 @@ class Gateway:
         cache: ResponseCache | None = None,
         *,
         catalog: Catalog | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
-        """``accounts`` and ``cache`` are lent (the caller closes them); without them, ``start``
-        opens the gateway's own (and ``close`` closes them)."""
+        """``accounts``, ``cache`` and ``tracer`` are lent (the caller closes them); without them,
+        ``start`` opens the gateway's own (and ``close`` closes them; the tracer when
+        ``observe.tracing`` is on)."""
         self.settings = settings
         self.catalog = catalog or Catalog(settings)
         rel = settings.reliability
@@ -78,6 +83,10 @@ class Gateway:
         self.http: HTTPClient | None = None
         self._booking: Booking | None = None
         self.metrics: LedgerMetrics | None = None
+        self.tracer = tracer
+        self._owns_tracer = tracer is None
+        #: the running uptime/SLO monitor (``sophia run`` sets it), for the dashboard; None without one
+        self.monitor: Monitor | None = None
 
     @property
     def accounts(self) -> Accounts:
@@ -105,10 +114,19 @@ class Gateway:
             self.cache = await ResponseCache.open(
                 self.settings.cache, self.settings.database_url, self.settings.storage.redis_url
             )
-        self._booking = Booking(self._accounts, self.cache)
+        observe = self.settings.observe
+        if self.tracer is None and self._owns_tracer and observe.tracing:
+            from sophia.observe.tracing import Tracer
+
+            self.tracer = await Tracer.open(self.settings, self._accounts.ledger.db, service="sophia-gateway")
+            self.tracer.attach(self._accounts.ledger)
+        tracing = self.tracer is not None
+        self._booking = Booking(
+            self._accounts, self.cache, tracing=tracing, capture_content=tracing and observe.capture_content
+        )
         from sophia.observe.metrics import LedgerMetrics
 
-        self.metrics = LedgerMetrics(self.breakers.snapshot)  # fed by the ledger's written batches
+        self.metrics = LedgerMetrics(self.breakers.snapshot, accounts=self._accounts)  # fed by the ledger
         self._accounts.ledger.observers.append(self.metrics.observe)
         # Everything loaded so far lives as long as the process: keep it out of the GC's scans,
         # which otherwise walk every imported object on each full collection (a tail-latency spike).
@@ -126,6 +144,9 @@ class Gateway:
             await self.cache.drain()  # the answers kept just before closing reach the store
         if self.cache is not None and self._owns_cache:
             await self.cache.close()
+        if self.tracer is not None and self._owns_tracer:
+            await self.tracer.close()
+            self.tracer = None
         await self.catalog.close()
         if self.http is not None:
             await self.http.close()
@@ -224,9 +245,44 @@ class Gateway:
         return hit, info
 
     def _hit(self, ticket: Ticket, hit: CacheHit, info: ModelInfo) -> Result:
-        self.booking.record(ticket, info, Usage(), 0.0, "ok", None, 200, None, hit.kind, hit.cost_usd)
+        saved = nanos(hit.cost_usd)
+        self.booking.record(ticket, info, Usage(), 0, "ok", None, 200, None, hit.kind, saved)
         route = ticket.route()
-        return Result(hit.body, info, Usage(), 0.0, 0, route, ticket.request_id, hit.kind, hit.cost_usd)
+        return Result(
+            hit.body,
+            info,
+            Usage(),
+            0.0,
+            0,
+            route,
+            ticket.request_id,
+            hit.kind,
+            saved / NANOS,
+            ticket.trace_id,
+        )
+
+    async def _admit_and_look(
+        self, ticket: Ticket, body: dict[str, Any], params: ChatParams, key: KeyRecord | None
+    ) -> tuple[CacheHit, ModelInfo] | None:
+        """Admission (limits, model access), then the cache: each a stage of the call's trace."""
+        started = perf_counter()
+        await self.accounts.admit(key, params.model)
+        ticket.mark("admission", started)
+        if self.cache is None:
+            return None
+        started = perf_counter()
+        cached = await self._lookup(ticket, body, params)
+        kind = cached[0].kind if cached is not None else "miss" if ticket.cache is not None else "bypass"
+        ticket.mark("cache", started, kind)
+        return cached
+
+    async def _route(
+        self, ticket: Ticket, body: dict[str, Any], key: KeyRecord | None, params: ChatParams
+    ) -> Route:
+        started = perf_counter()
+        route = await self._hold(ticket, await self._resolve(ticket, body, key), body, params.memo)
+        ticket.mark("route", started, ticket.why or None)
+        return route
 
     # -- the Python API -------------------------------------------------------------------------
 
@@ -237,20 +293,23 @@ class Gateway:
         *,
         params: ChatParams | None = None,
         request_id: str = "",
+        traceparent: str | None = None,
     ) -> Result:
-        """A non-streamed chat completion through routing, fallbacks, limits and the ledger."""
+        """A non-streamed chat completion through routing, fallbacks, limits and the ledger.
+        ``traceparent``: the caller's W3C trace context, which the call's spans join."""
         params = params or chat_params(body)
         ticket = Ticket(
             request_id or new_request_id(), key, "chat", params.model, params.task_type, params.metadata
         )
         ticket.body = body
+        if traceparent:
+            ticket.follow(traceparent)
         upstream = upstream_body(body)
         try:
-            await self.accounts.admit(key, params.model)
-            cached = await self._lookup(ticket, body, params)
+            cached = await self._admit_and_look(ticket, body, params, key)
             if cached is not None:
                 return self._hit(ticket, *cached)
-            route = await self._hold(ticket, await self._resolve(ticket, body, key), body, params.memo)
+            route = await self._route(ticket, body, key, params)
             completion, info = await self._run(
                 route, ticket, lambda adapter, model, opts: adapter.chat(model, upstream, opts)
             )
@@ -258,19 +317,32 @@ class Gateway:
             self.booking.failure(ticket, exc)
             raise
         result = await self._settle(ticket, completion.body, info, completion.usage)
-        self.booking.keep(body, ticket, completion.body, completion.usage, info, result.cost)
+        self.booking.keep(body, ticket, completion.body, completion.usage, info, nanos(result.cost))
         return result
 
-    async def embed(self, body: dict[str, Any], key: KeyRecord | None, *, request_id: str = "") -> Result:
+    async def embed(
+        self,
+        body: dict[str, Any],
+        key: KeyRecord | None,
+        *,
+        request_id: str = "",
+        traceparent: str | None = None,
+    ) -> Result:
         model, metadata, task_type = embedding_params(body)
         ticket = Ticket(request_id or new_request_id(), key, "embeddings", model, task_type, metadata)
+        if traceparent:
+            ticket.follow(traceparent)
         upstream = upstream_body(body)
         try:
+            started = perf_counter()
             await self.accounts.admit(key, model)
+            ticket.mark("admission", started)
+            started = perf_counter()
             route = self.catalog.resolve(model, EMBEDDINGS)
             if key is not None and key.budgeted:
                 used = tokens.input_tokens(body.get("input"))
                 ticket.hold = await self.accounts.reserve(key, max(m.cost(used, 0) for m in route.chain))
+            ticket.mark("route", started)
             completion, info = await self._run(
                 route, ticket, lambda adapter, m, opts: adapter.embed(m, upstream, opts)
             )
@@ -286,6 +358,7 @@ class Gateway:
         *,
         params: ChatParams | None = None,
         request_id: str = "",
+        traceparent: str | None = None,
     ) -> StreamCall:
         """Open a streamed chat completion; returns once the first event is in hand (fallback is over)."""
         params = params or chat_params(body)
@@ -293,6 +366,8 @@ class Gateway:
             request_id or new_request_id(), key, "chat", params.model, params.task_type, params.metadata
         )
         ticket.body = body
+        if traceparent:
+            ticket.follow(traceparent)
         upstream = upstream_body(body)
         include_usage = params.include_usage
 
@@ -319,15 +394,14 @@ class Gateway:
             return stream, first
 
         try:
-            await self.accounts.admit(key, params.model)
-            cached = await self._lookup(ticket, body, params)
+            cached = await self._admit_and_look(ticket, body, params, key)
             if cached is not None:
                 hit, info = cached
                 replay = ReplayStream(hit.body, include_usage)
                 call = StreamCall(self.booking, ticket, info, replay, await anext(replay))
-                call.cache, call.saved_usd = hit.kind, hit.cost_usd
+                call.cache, call.saved_nanos = hit.kind, nanos(hit.cost_usd)
                 return call
-            route = await self._hold(ticket, await self._resolve(ticket, body, key), body, params.memo)
+            route = await self._route(ticket, body, key, params)
             (stream, first), info = await self._run(route, ticket, open_one)
         except BaseException as exc:
             self.booking.failure(ticket, exc)
@@ -349,6 +423,7 @@ class Gateway:
         temperature: float | None = None,
         metadata: dict[str, str] | None = None,
         request_id: str = "",
+        traceparent: str | None = None,
     ) -> ChatAnswer:
         """A chat completion for code in this process: the answer as an object, not wire bytes."""
         body: dict[str, Any] = {"model": model, "messages": messages}
@@ -358,7 +433,9 @@ class Gateway:
             body["temperature"] = temperature
         if metadata:
             body["metadata"] = metadata
-        return ChatAnswer.of(await self.chat(body, key, request_id=request_id), model)
+        return ChatAnswer.of(
+            await self.chat(body, key, request_id=request_id, traceparent=traceparent), model
+        )
 
     async def embed_texts(
         self,
@@ -368,12 +445,15 @@ class Gateway:
         model: str,
         metadata: dict[str, str] | None = None,
         request_id: str = "",
+        traceparent: str | None = None,
     ) -> Embeddings:
         """Embedding vectors for code in this process, one per text, in order."""
         body: dict[str, Any] = {"model": model, "input": texts}
         if metadata:
             body["metadata"] = metadata
-        return Embeddings.of(await self.embed(body, key, request_id=request_id), model)
+        return Embeddings.of(
+            await self.embed(body, key, request_id=request_id, traceparent=traceparent), model
+        )
 
     # -- fallback chain -------------------------------------------------------------------------
 
@@ -415,10 +495,12 @@ class Gateway:
                     if isinstance(exc, ProviderHTTPError) and exc.status in PASS_THROUGH_STATUSES:
                         breaker.release()  # the provider is up; the request itself was refused
                         ticket.trail.append(f"{info.id}={exc.status}")
+                        ticket.mark("attempt", started, (info.id, info.provider, str(exc.status)))
                         raise
                     breaker.failure(exc.code)
                     failures.append(exc)
                     ticket.trail.append(f"{info.id}={exc.code}")
+                    ticket.mark("attempt", started, (info.id, info.provider, exc.code))
                     delay = self._retry_delay(exc, attempt)
                     if delay is None:
                         break
@@ -431,18 +513,21 @@ class Gateway:
                     ticket.calling = None
                     breaker.release()
                     declines = isinstance(exc, RateLimited) or exc.code == "context_length_exceeded"
+                    ticket.mark("attempt", started, (info.id, info.provider, exc.code))
                     if not declines or position == last:
                         raise
                     declined = exc
                     ticket.trail.append(f"{info.id}={exc.code}")
                     break
-                except BaseException:
+                except BaseException as exc:
                     breaker.release()
+                    ticket.mark("attempt", started, (info.id, info.provider, type(exc).__name__))
                     raise
                 else:
                     ticket.calling = None
                     breaker.success((perf_counter() - started) * 1000)
                     ticket.trail.append(f"{info.id}=ok")
+                    ticket.mark("attempt", started, (info.id, info.provider, "ok"))
                     return result, info
         if declined is not None and not failures:
             raise declined  # every other model was out of reach: the decline is the answer
@@ -462,8 +547,20 @@ class Gateway:
     # -- accounting -----------------------------------------------------------------------------
 
     async def _settle(self, ticket: Ticket, body: bytes, info: ModelInfo, usage: Usage) -> Result:
+        if self.booking.capture_content:
+            ticket.answer = body  # for the trace (observe.capture_content)
         cost = await self.booking.settle(ticket, info, usage)
-        return Result(body, info, usage, cost, len(ticket.trail), ticket.route(), ticket.request_id)
+        route = ticket.route()
+        return Result(
+            body,
+            info,
+            usage,
+            cost / NANOS,
+            len(ticket.trail),
+            route,
+            ticket.request_id,
+            trace_id=ticket.trace_id,
+        )
 
     def health(self) -> dict[str, Any]:
         return {"providers": sorted(self.catalog.adapters), "models": self.breakers.snapshot()}

@@ -23,7 +23,10 @@ async def _start(services: Services) -> Gateway:
     cache: ResponseCache | None = None
     if services.settings.cache.enabled:
         cache = await services.get(CACHE)  # lent: the container closes it after the gateway
-    gateway = Gateway(services.settings, accounts, cache)
+    from sophia.observe.service import TRACER
+
+    tracer = await services.get(TRACER)  # lent: None when observe.tracing is off
+    gateway = Gateway(services.settings, accounts, cache, tracer=tracer)
     await gateway.start()
     return gateway
 

@@ -25,7 +25,9 @@ class StreamCall:
         self.route = ticket.route()
         self.request_id = ticket.request_id
         self.cache = "miss"
-        self.saved_usd = 0.0
+        self.saved_nanos = 0
+        self.trace_id = ticket.trace_id
+        self._first_at = perf_counter()
         self._finished = False
         self._collector: StreamCollector | None = None
         self._request: dict[str, Any] | None = None
@@ -61,8 +63,9 @@ class StreamCall:
         await self._stream.aclose()
         usage = self._stream.usage
         events, self._events = self._events, None
+        self.ticket.marks.append(("stream", self._first_at, perf_counter(), None))
         cost = await self.booking.finish_stream(
-            self.ticket, self.model, usage, self.ttft_ms, error, self.cache, self.saved_usd, events
+            self.ticket, self.model, usage, self.ttft_ms, error, self.cache, self.saved_nanos, events
         )
         if error is None and self._collector is not None and self._request is not None:
             answer = self._collector.completion()

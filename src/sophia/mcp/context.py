@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sophia.accounts.permissions import UNATTENDED_FLAG, allows
 from sophia.errors import AuthenticationError, PermissionDenied
+from sophia.observe.context import new_span_id, new_trace_id
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -64,8 +65,16 @@ class ToolContext:
     cache: str | None = None
     requested_model: str = ""
     task_type: str | None = None
+    #: the call's trace and its root span: the gateway calls it makes are children of it
+    trace_id: str = field(default_factory=new_trace_id)
+    span_id: str = field(default_factory=new_span_id)
     _progress: int = 0
     _progress_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def traceparent(self) -> str:
+        """W3C trace context naming this call's span (what its model calls pass to the gateway)."""
+        return f"00-{self.trace_id}-{self.span_id}-01"
 
     async def service(self, service: Service[T]) -> T:
         """A service of the process (the gateway, the cache…), started on first use."""
@@ -93,6 +102,7 @@ class ToolContext:
             temperature=0,
             metadata={"mcp_tool": f"{self.group}/{self.tool}"},
             request_id=self.request_id,
+            traceparent=self.traceparent,
         )
         self.charge(answer.cost_usd, answer.model, answer.cache)
         return answer.text, answer.cost_usd

@@ -39,6 +39,7 @@ from sophia.errors import AuthenticationError, PayloadTooLarge, SophiaError
 from sophia.mcp.errors import redact
 from sophia.mcp.registry import get_registry
 from sophia.mcp.server import SCOPE_KEY, build_server
+from sophia.observe.service import TRACER
 
 if TYPE_CHECKING:
     import uvicorn
@@ -220,6 +221,7 @@ class McpHttpApp:
         async with AsyncExitStack() as stack:
             try:
                 await self.services.open()
+                await self.services.get(TRACER)  # tool calls become spans (observe.tracing)
                 for service in self.group.start:  # the server's background work (a crawl worker, feeds)
                     await self.services.get(service)
                 await stack.enter_async_context(self.manager.run())

@@ -25,6 +25,7 @@ from sophia.accounts import UsageRecord, new_request_id
 from sophia.errors import AuthenticationError, SophiaError
 from sophia.mcp.context import NeedsInput, ToolContext, missing_key
 from sophia.mcp.errors import describe, invalid_arguments, redact
+from sophia.observe.context import CallTrace
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -219,7 +220,7 @@ class Handlers:
                 completion_tokens=0,
                 # The model calls' cost is booked on their own rows (same request_id); booking it
                 # here too would double every budget and report. It is kept in metadata instead.
-                cost_usd=0.0,
+                cost_nanos=0,
                 latency_ms=(perf_counter() - t0) * 1000,
                 ttft_ms=None,
                 cache=ctx.cache or "bypass",
@@ -235,6 +236,8 @@ class Handlers:
                     "model_calls": ctx.model_calls,
                     "models": ",".join(ctx.served_models),
                 },
+                trace_id=ctx.trace_id,
+                trace=CallTrace(t0, ts, None, [], span_id=ctx.span_id),
             )
         )
 

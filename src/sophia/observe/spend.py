@@ -8,6 +8,7 @@ minutes of a UTC day (too little to go on).
 
 from __future__ import annotations
 
+from sophia.accounts.limits import NANOS
 from sophia.observe.slo import Firing
 from sophia.storage.db import Database
 
@@ -16,9 +17,10 @@ DAY = 86400.0
 
 async def spend_between(db: Database, start: float, end: float) -> float:
     row = await db.fetchone(
-        "SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM sophia_usage WHERE ts >= ? AND ts < ?", (start, end)
+        "SELECT COALESCE(SUM(cost_nanos), 0) AS spent FROM sophia_usage WHERE ts >= ? AND ts < ?",
+        (start, end),
     )
-    return float(row["spent"]) if row else 0.0
+    return int(row["spent"]) / NANOS if row else 0.0
 
 
 async def spend_firings(

@@ -37,8 +37,13 @@ class ModelInfo:
     capabilities: frozenset[str] = frozenset({CHAT})
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """USD cost of one call from its real token counts."""
+        """USD cost of one call from its token counts (an estimate's figure: holds, routing)."""
         return (prompt_tokens * self.input_price + completion_tokens * self.output_price) / 1_000_000
+
+    def cost_nanos(self, prompt_tokens: int, completion_tokens: int) -> int:
+        """What one call cost, in integer nano-dollars: the figure booked once and shown everywhere.
+        (Prices are dollars per million tokens, so one token costs ``price * 1000`` nano-dollars.)"""
+        return round((prompt_tokens * self.input_price + completion_tokens * self.output_price) * 1000)
 
 
 def model(
@@ -172,3 +177,12 @@ class Adapter(ABC):
         from sophia.errors import InvalidRequest
 
         raise InvalidRequest(f"model {model.id} does not serve embeddings", param="model")
+
+    async def probe(self, options: CallOptions) -> str | None:
+        """Is the provider up, checked without spending tokens (the uptime monitor calls this each round,
+        within ``options``' timeouts)?
+
+        A short note when it is; a ``ProviderError`` (no key in its message) when it is not; None when
+        this adapter has no such check or must not make it (a vendor that needs a key has none): the
+        monitor then judges the provider by its circuit breakers alone."""
+        return None

@@ -76,6 +76,7 @@ async def generate(ctx: ToolContext, args: GenerateIn) -> GenerateOut:
         temperature=args.temperature,
         metadata=metadata,
         request_id=ctx.request_id,
+        traceparent=ctx.traceparent,
     )
     ctx.charge(answer.cost_usd, answer.model, answer.cache)
     alias = gw.catalog.aliases.get(requested)
@@ -103,7 +104,12 @@ async def embed(ctx: ToolContext, args: EmbedIn) -> EmbedOut:
         raise ModelNotFound("no default embeddings model is enabled: pass `model` (see list_models)")
     ctx.requested_model = model
     result = await gw.embed_texts(
-        args.input, key=ctx.key, model=model, metadata={"mcp_tool": "ai/embed"}, request_id=ctx.request_id
+        args.input,
+        key=ctx.key,
+        model=model,
+        metadata={"mcp_tool": "ai/embed"},
+        request_id=ctx.request_id,
+        traceparent=ctx.traceparent,
     )
     ctx.charge(result.cost_usd, result.model)
     return EmbedOut(

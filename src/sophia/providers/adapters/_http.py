@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import orjson
@@ -151,6 +152,40 @@ async def open_post(
             resp.release()
         raise upstream_error(resp.status, raw, resp.headers.get("retry-after"), provider, model)
     return resp
+
+
+#: a model listing answering one of these (or any 5xx) means calls would fail too: credentials refused, out
+#: of credit, rate limited, timed out upstream; any other 4xx means the server answers but lists nothing
+PROBE_DOWN_STATUSES = frozenset({401, 402, 403, 407, 408, 429})
+
+
+def keyed(vendor: Vendor, headers: Mapping[str, str]) -> bool:
+    """Whether calls to ``vendor`` carry its credentials, or it needs none (self-hosted servers)."""
+    return not vendor.needs_key or vendor.auth_header.lower() in {name.lower() for name in headers}
+
+
+def listing_target(base_url: str, headers: Mapping[str, str]) -> Target:
+    """``GET {base}/models`` with the calls' own headers (and key): the probe of an HTTP provider."""
+    return HTTPClient.target(f"{base_url}/models", headers, "GET")
+
+
+async def probe_listing(
+    client: HTTPClient | None, target: Target, options: CallOptions, provider: str
+) -> str:
+    """Ask for the provider's model listing, which costs no tokens: a note when it answers, else the error
+    a call would meet (``ProviderHTTPError`` with the upstream's scrubbed message, ``ProviderTimeout``,
+    ``ProviderUnavailable``). Only the response head is awaited: the listing itself (hundreds of models
+    at an aggregator) is not read, and its connection is closed rather than pooled."""
+    if client is None:
+        raise ProviderUnavailable(f"{provider} is not started", provider=provider)
+    try:
+        resp = await open_post(client, target, b"", options, provider, "the model listing")
+    except ProviderHTTPError as exc:
+        if exc.status in PROBE_DOWN_STATUSES or exc.status >= 500:
+            raise
+        return f"answers (no model listing: HTTP {exc.status})"
+    resp.close()
+    return f"model listing answered HTTP {resp.status}"
 
 
 async def read_body(resp: Response, options: CallOptions, provider: str, model: str) -> bytes:

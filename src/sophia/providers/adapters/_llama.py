@@ -160,6 +160,27 @@ class _Engine:
         if self._closed:
             raise ProviderUnavailable("the local model is shut down", provider="local", model=model.id)
 
+    def readiness(self) -> str:
+        """Can the model serve? (The uptime probe: it loads nothing and generates nothing.) A note when
+        it can; ProviderUnavailable when it is shut down, llama-cpp-python is missing or its weights are
+        not found. A model that fails while loading or generating shows in its circuit breaker."""
+        if self._closed:
+            raise ProviderUnavailable("the local model is shut down", provider="local")
+        if self._llama is not None:
+            return f"loaded, {len(self.line)} calls waiting"
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ProviderUnavailable(
+                "the local model cannot run: llama-cpp-python is not installed (pip install 'sophia[local]')",
+                provider="local",
+            )
+        try:
+            path = chat_model_path(self.local)
+        except SophiaError as exc:
+            raise ProviderUnavailable(
+                f"the local model cannot load: {exc.message}", provider="local"
+            ) from None
+        return f"ready, {path.name} loads on the first call"
+
     async def close(self) -> None:
         """Stop every queued or running generation, then free the model on its own thread."""
         if self._closed:

@@ -18,7 +18,14 @@ import orjson
 from sophia.errors import ConfigError, InvalidRequest, ProviderError, ProviderUnavailable
 from sophia.httpclient import HTTPClient, Response
 from sophia.providers.adapters._anthropic_stream import AnthropicStream, convert_usage, finish_reason
-from sophia.providers.adapters._http import open_post, read_body, request_headers
+from sophia.providers.adapters._http import (
+    keyed,
+    listing_target,
+    open_post,
+    probe_listing,
+    read_body,
+    request_headers,
+)
 from sophia.providers.base import JSON, Adapter, CallOptions, ChunkStream, Completion, ModelInfo, Usage
 
 if TYPE_CHECKING:
@@ -355,10 +362,18 @@ class AnthropicAdapter(Adapter):
         self.messages_url = f"{base}/messages"
         self.headers = request_headers(vendor, config)
         self.messages_target = HTTPClient.target(self.messages_url, self.headers)
+        self.listing_target = listing_target(base, self.headers)
         self._client: HTTPClient | None = None
 
     async def start(self, client: HTTPClient) -> None:
         self._client = client
+
+    async def probe(self, options: CallOptions) -> str | None:
+        """Anthropic's ``GET /v1/models`` with the calls' key and version header (no tokens); not asked
+        without a key."""
+        if not keyed(self.vendor, self.headers):
+            return None
+        return await probe_listing(self._client, self.listing_target, options, self.vendor.name)
 
     async def _open(self, body: JSON, model: ModelInfo, options: CallOptions) -> Response:
         if self._client is None:

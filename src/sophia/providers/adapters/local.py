@@ -82,6 +82,10 @@ class LocalAdapter(Adapter):
     async def close(self) -> None:
         await self._engine.close()
 
+    async def probe(self, options: CallOptions) -> str | None:
+        """Whether the local model can serve, found without loading it or generating anything."""
+        return self._engine.readiness()
+
     def model_infos(self) -> list[ModelInfo]:
         """The vendor's models as served here: the chat model with the context it is loaded with."""
         return [

@@ -15,7 +15,10 @@ from sophia.httpclient import HTTPClient, Response, Target
 from sophia.providers.adapters._http import (
     SSEBuffer,
     event_data,
+    keyed,
+    listing_target,
     open_post,
+    probe_listing,
     read_body,
     read_chunk,
     request_headers,
@@ -56,10 +59,18 @@ class OpenAICompatAdapter(Adapter):
         self.headers = request_headers(vendor, config)
         self.chat_target = HTTPClient.target(self.chat_url, self.headers)
         self.embeddings_target = HTTPClient.target(self.embeddings_url, self.headers)
+        self.listing_target = listing_target(base, self.headers)
         self._client: HTTPClient | None = None
 
     async def start(self, client: HTTPClient) -> None:
         self._client = client
+
+    async def probe(self, options: CallOptions) -> str | None:
+        """``GET {base}/models`` with the calls' key and headers (no tokens); not asked of a vendor that
+        needs a key and has none."""
+        if not keyed(self.vendor, self.headers):
+            return None
+        return await probe_listing(self._client, self.listing_target, options, self.vendor.name)
 
     async def _complete(
         self, target: Target, body: bytes, model: ModelInfo, options: CallOptions

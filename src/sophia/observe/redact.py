@@ -1,0 +1,142 @@
+"""Secrets out of telemetry: masks credential-shaped text, and strips content where content is off.
+
+``Redactor.text`` masks what looks like a credential (provider API keys, bearer tokens, JWTs, cloud
+access keys, private-key blocks, ``password=…`` pairs, URLs with a password) plus any exact secret
+value Sophia was configured with (provider keys, webhook URLs). ``Redactor.span`` applies it to a
+finished span's attributes and events, and drops prompt/answer attributes entirely unless content
+capture is on, whoever emitted the span (Sophia or third-party instrumentation in the process).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+MASK = "[REDACTED]"
+_PATTERNS = (
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+    r"\b(?:sk|pk|rk)-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic, OpenRouter, Sophia keys
+    r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}",
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
+    r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",  # AWS access key ids
+    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API keys
+    r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face
+    r"\btvly-[A-Za-z0-9_\-]{16,}",  # Tavily
+    r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWTs
+    r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=\-]{12,}",
+    r"(?i)(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",  # user:password@ in URLs
+    r"(?i)\b(?:api[_-]?key|secret|password|passwd|token|access[_-]?key)\b\"?\s*[:=]\s*\"?[^\s\"',;&]{6,}",
+)
+_PAIR = re.compile(r"(?i)^((?:api[_-]?key|secret|password|passwd|token|access[_-]?key)\"?\s*[:=]\s*\"?)")
+#: attributes that hold prompts or answers, in both conventions (dropped unless content capture is on)
+CONTENT_PREFIXES = (
+    "input.value",
+    "output.value",
+    "llm.input_messages",
+    "llm.output_messages",
+    "llm.prompts",
+    "llm.prompt_template",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "tool.parameters",
+    "retrieval.documents",
+    "embedding.embeddings",
+)
+_CONTENT_EVENTS = ("gen_ai.content.", "gen_ai.user.message", "gen_ai.system.message", "gen_ai.assistant.message",
+                   "gen_ai.tool.message", "gen_ai.choice", "gen_ai.client.inference.operation.details")  # fmt: skip
+
+
+class Redactor:
+    def __init__(
+        self, *, capture_content: bool, secrets: Iterable[str] = (), patterns: Sequence[str] = ()
+    ) -> None:
+        self.capture_content = capture_content
+        exact = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        parts = [re.escape(s) for s in exact] + list(_PATTERNS) + list(patterns)
+        self._pattern = re.compile(
+            "|".join(f"(?i:{p[4:]})" if p.startswith("(?i)") else f"(?:{p})" for p in parts)
+        )
+
+    def text(self, value: str) -> str:
+        return self._pattern.sub(_mask, value) if value else value
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, tuple | list):
+            return tuple(self.value(v) for v in value)
+        return value
+
+    def attributes(self, attributes: Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
+        """(attributes redacted, whether anything changed)."""
+        out: dict[str, Any] = {}
+        changed = False
+        for name, value in (attributes or {}).items():
+            if not self.capture_content and name.startswith(CONTENT_PREFIXES):
+                changed = True
+                continue
+            clean = self.value(value)
+            changed = changed or clean != value
+            out[name] = clean
+        return out, changed
+
+    def span(self, span: ReadableSpan) -> ReadableSpan:
+        """``span`` with secrets masked (the same object when nothing needed it)."""
+        attributes, changed = self.attributes(span.attributes)
+        events: list[Event] = []
+        for event in span.events:
+            if not self.capture_content and event.name.startswith(_CONTENT_EVENTS):
+                changed = True
+                continue
+            event_attributes, event_changed = self.attributes(event.attributes)
+            changed = changed or event_changed
+            events.append(Event(event.name, event_attributes, event.timestamp) if event_changed else event)
+        if not changed:
+            return span
+        return ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=attributes,
+            events=events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+
+def _mask(match: re.Match[str]) -> str:
+    """The mask for one match; a ``name=value`` pair keeps its name."""
+    text = match.group(0)
+    pair = _PAIR.match(text)
+    return pair.group(1) + MASK if pair else MASK
+
+
+class RedactingExporter(SpanExporter):
+    """Wraps an exporter: every span it sends (Sophia's or not) passes through ``redactor`` first."""
+
+    def __init__(self, inner: SpanExporter, redactor: Redactor) -> None:
+        self.inner = inner
+        self.redactor = redactor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([self.redactor.span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
