@@ -296,7 +296,7 @@ SOPHIA_MODEL = f"vllm/{UPSTREAM_MODEL}"
 SOPHIA_CONFIG = """\
 home: {home}
 gateway: {{host: {host}, port: {port}}}
-mcp: {{ports: {{ai: {mcp_port}}}}}
+mcp: {{ports: {{ai: {mcp_port}, data: {data_port}, bi: {bi_port}}}}}
 providers:
   vllm: {{base_url: "{base_url}"}}
 models:
@@ -346,13 +346,15 @@ def _start_sophia(
     ctx: Context, key: str, label: str, cache_on: bool, env: dict[str, str] | None = None, extra: str = ""
 ) -> Target:
     _require(ctx.sophia_bin, "Sophia")
-    port, mcp_port = free_port(), free_port()
+    port, mcp_port, data_port, bi_port = free_port(), free_port(), free_port(), free_port()
     config = ctx.workdir / f"{key}.yaml"
     text = SOPHIA_CONFIG.format(
         home=ctx.workdir / f"{key}-home",
         host=LOOPBACK,
         port=port,
         mcp_port=mcp_port,
+        data_port=data_port,
+        bi_port=bi_port,
         base_url=ctx.upstream_base_url,
         model=SOPHIA_MODEL,
     )
@@ -361,7 +363,7 @@ def _start_sophia(
     admin = _create_sophia_key(ctx, config, "bench-admin", "--admin", env=env) if cache_on else None
     command = [str(ctx.sophia_bin), "run", "--config", str(config)]
     service = ctx.launch(key, command, port, env=env)
-    service.ports.append(mcp_port)
+    service.ports.extend((mcp_port, data_port, bi_port))
     service.wait_until_healthy(f"http://{LOOPBACK}:{port}/health", HEALTH_TIMEOUT_SECONDS)
     return Target(
         key=key,

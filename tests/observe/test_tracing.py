@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -54,12 +56,63 @@ async def spans_of(gateway: Gateway) -> dict[str, list[StoredSpan]]:
     return {row["trace_id"]: await store.trace(row["trace_id"]) for row in rows}
 
 
+@dataclass
+class Sent:
+    """One span as a collector received it (decoded from the OTLP bytes, or the SDK's for third parties)."""
+
+    name: str
+    root: bool
+    attributes: dict[str, Any]
+    events: list[tuple[str, dict[str, Any]]]
+
+
+def _value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return tuple(_value(v) for v in value.array_value.values)
+    return getattr(value, kind)
+
+
+class Collector:
+    """Catches what the tracer sends over OTLP: Sophia's own spans as wire bytes (decoded with the
+    official protobuf classes, so the encoder is checked too), third-party spans from the SDK."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.sdk = InMemorySpanExporter()
+
+    def send(self, body: bytes) -> bool:
+        self.bodies.append(body)
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def spans(self) -> list[Sent]:
+        out = []
+        for body in self.bodies:
+            request = ExportTraceServiceRequest.FromString(body)
+            for resource in request.resource_spans:
+                for scope in resource.scope_spans:
+                    for span in scope.spans:
+                        attrs = {kv.key: _value(kv.value) for kv in span.attributes}
+                        events = [
+                            (e.name, {kv.key: _value(kv.value) for kv in e.attributes}) for e in span.events
+                        ]
+                        out.append(Sent(span.name, not span.parent_span_id, attrs, events))
+        for span in self.sdk.get_finished_spans():
+            events = [(e.name, dict(e.attributes or {})) for e in span.events]
+            out.append(Sent(span.name, span.parent is None, dict(span.attributes or {}), events))
+        return out
+
+
 @pytest.fixture
-def exported(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+def exported(monkeypatch: pytest.MonkeyPatch) -> Collector:
     """What the tracer sends over OTLP, caught in memory (as if an endpoint were set)."""
-    memory = InMemorySpanExporter()
-    monkeypatch.setattr("sophia.observe.tracing.otlp_exporter", lambda *args: memory)
-    return memory
+    collector = Collector()
+    monkeypatch.setattr("sophia.observe.tracing.otlp_sender", lambda *args: collector)
+    monkeypatch.setattr("sophia.observe.tracing.otlp_exporter", lambda *args: collector.sdk)
+    return collector
 
 
 def root(spans: list[StoredSpan]) -> StoredSpan:
@@ -171,7 +224,7 @@ async def test_a_callers_traceparent_is_joined(traced: Any) -> None:
 
 
 async def test_latest_genai_conventions_on_opt_in(
-    upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch, exported: InMemorySpanExporter
+    upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch, exported: Collector
 ) -> None:
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http, gen_ai_latest_experimental")
     gateway = await open_gateway(upstream, observe={"capture_content": True})
@@ -182,14 +235,14 @@ async def test_latest_genai_conventions_on_opt_in(
         await gateway.close()
     assert root(local).attributes["gen_ai.provider.name"] == "vllm"  # the local store follows the same choice
     assert "gen_ai.input.messages" not in root(local).attributes  # ... but never keeps content
-    (top,) = [s for s in exported.get_finished_spans() if s.parent is None]
-    a = dict(top.attributes or {})
+    (top,) = [s for s in exported.spans() if s.root]
+    a = top.attributes
     assert a["gen_ai.provider.name"] == "vllm" and "gen_ai.system" not in a
     assert '"hello there"' in a["gen_ai.input.messages"] and "gen_ai.output.messages" in a
 
 
 async def test_captured_content_is_redacted_even_in_third_party_spans(
-    upstream: FakeUpstream, exported: InMemorySpanExporter
+    upstream: FakeUpstream, exported: Collector
 ) -> None:
     gateway = await open_gateway(upstream, observe={"capture_content": True})
     try:
@@ -204,18 +257,19 @@ async def test_captured_content_is_redacted_even_in_third_party_spans(
         traces = await spans_of(gateway)
     finally:
         await gateway.close()
-    sent = exported.get_finished_spans()
-    everything = repr([(s.name, s.attributes, [e.attributes for e in s.events]) for s in sent])
+    sent = exported.spans()
+    everything = repr([(s.name, s.attributes, s.events) for s in sent])
     everything += repr([(s.name, s.attributes) for spans in traces.values() for s in spans])
     assert FAKE_KEY not in everything and "hunter2hunter" not in everything
-    (call,) = [s for s in sent if s.name == "chat vllm/ok" and s.parent is None]
-    captured = dict(call.attributes or {})
+    (call,) = [s for s in sent if s.name == "chat vllm/ok" and s.root]
+    captured = call.attributes
     assert "[REDACTED]" in captured["input.value"] and "and the db is" in captured["input.value"]
     assert captured["llm.input_messages.0.message.role"] == "user"
     assert isinstance(captured["output.value"], str) and captured["output.value"]
-    assert [e.name for e in call.events] == ["gen_ai.content.prompt", "gen_ai.content.completion"]
+    assert [name for name, _ in call.events] == ["gen_ai.content.prompt", "gen_ai.content.completion"]
+    assert "[REDACTED]" in call.events[0][1]["gen_ai.prompt"]
     (third,) = [s for s in sent if s.name == "GET upstream"]
-    assert (third.attributes or {})["http.request.header.authorization"] == "[REDACTED]"
+    assert third.attributes["http.request.header.authorization"] == "[REDACTED]"
     local = next(s for spans in traces.values() for s in spans if s.name == "GET upstream")
     assert local.attributes["http.request.header.authorization"] == "[REDACTED]"
 

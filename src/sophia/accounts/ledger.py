@@ -78,7 +78,7 @@ class UsageRecord:
 
 #: the columns a record fills (``trace`` is not kept); ``cost_usd`` and ``saved_usd`` are derived from the
 #: nano-dollars for readers that want dollars (the same figure, never computed apart)
-_FIELDS = (
+COLUMNS = (
     *(f.name for f in fields(UsageRecord) if f.name != "trace"),
     "cost_usd",
     "saved_usd",
@@ -139,7 +139,7 @@ _BACKFILL_NANOS = (
     "UPDATE sophia_usage SET cost_nanos = CAST(ROUND(cost_usd * 1000000000) AS BIGINT), "
     "saved_nanos = CAST(ROUND(saved_usd * 1000000000) AS BIGINT)"
 )
-_INSERT = f"INSERT INTO sophia_usage ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+_INSERT = f"INSERT INTO sophia_usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 #: a report's grouping names (the MCP tools' schemas list them from here)
 GroupBy = Literal[
@@ -172,14 +172,14 @@ _FLOAT_METRICS = ("avg_latency_ms",)
 _WARN_EVERY = 60.0
 
 
-def _row(rec: UsageRecord) -> tuple[Any, ...]:
+def row_of(rec: UsageRecord) -> tuple[Any, ...]:
     """A record as a row of parameters, with the types each column wants (asyncpg is strict)."""
     if type(rec.cost_nanos) is not int or type(rec.saved_nanos) is not int:
         raise TypeError("cost_nanos and saved_nanos are integer nano-dollars")
     trace = rec.trace
-    values = [getattr(rec, name) for name in _FIELDS[:-1]]
+    values = [getattr(rec, name) for name in COLUMNS[:-1]]
     values.append(trace.encode() if trace is not None else None)
-    for i, name in enumerate(_FIELDS):
+    for i, name in enumerate(COLUMNS):
         value = values[i]
         if name in _INT:
             values[i] = int(value)
@@ -216,6 +216,8 @@ class Ledger:
         self._last_drop_warning = self._last_failure_warning = float("-inf")
         #: called with each batch once it is written (off the request path): metrics count what the ledger keeps
         self.observers: list[Callable[[Sequence[UsageRecord]], None]] = []
+        #: the same, given the batch as the rows written (``row_of``, in ``COLUMNS`` order): no second encoding
+        self.row_observers: list[Callable[[Sequence[tuple[Any, ...]]], None]] = []
 
     @classmethod
     async def open(
@@ -330,7 +332,7 @@ class Ledger:
         good, rows = [], []
         for rec in batch:
             try:
-                rows.append(_row(rec))
+                rows.append(row_of(rec))
                 good.append(rec)
             except (TypeError, ValueError) as exc:
                 self.dropped += 1
@@ -347,6 +349,11 @@ class Ledger:
         for observer in self.observers:
             try:
                 observer(good)
+            except Exception:
+                log.exception("a usage observer failed")
+        for row_observer in self.row_observers:
+            try:
+                row_observer(rows)
             except Exception:
                 log.exception("a usage observer failed")
         return None

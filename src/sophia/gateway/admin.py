@@ -222,6 +222,7 @@ async def metrics(request: Request, gateway: Gateway) -> Any:
     from sophia.observe.metrics import CONTENT_TYPE
 
     assert gateway.metrics is not None, "Gateway.start() was not awaited"
+    await gateway.metrics.refresh()  # budget use as of now (one query; none while nobody scrapes)
     return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
 

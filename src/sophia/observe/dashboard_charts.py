@@ -63,6 +63,16 @@ def usd(nanos: int) -> float:
     return nanos / NANOS
 
 
+def _time_axis(data: dict[str, Any]) -> dict[str, Any]:
+    """The x axis of a chart over the window's time buckets."""
+    return {
+        "field": "time",
+        "type": "temporal",
+        "timeUnit": _time_unit(data["bucket_seconds"]),
+        "title": None,
+    }
+
+
 def _time_unit(bucket_seconds: int) -> str:
     return "utcyearmonthdatehours" if bucket_seconds < 86400 else "utcyearmonthdate"
 
@@ -179,12 +189,7 @@ def latency_chart(data: dict[str, Any]) -> Chart:
         rows,
         mark={"type": "line", "point": True},
         encoding={
-            "x": {
-                "field": "time",
-                "type": "temporal",
-                "timeUnit": _time_unit(data["bucket_seconds"]),
-                "title": None,
-            },
+            "x": _time_axis(data),
             "y": {"field": "ms", "type": "quantitative", "scale": {"type": "log"}, "title": "ms (log scale)"},
             "color": {
                 "field": "percentile",
@@ -238,12 +243,7 @@ def router_savings_chart(data: dict[str, Any]) -> Chart:
         rows,
         mark={"type": "bar"},
         encoding={
-            "x": {
-                "field": "time",
-                "type": "temporal",
-                "timeUnit": _time_unit(data["bucket_seconds"]),
-                "title": None,
-            },
+            "x": _time_axis(data),
             "xOffset": {"field": "cost", "type": "nominal", "sort": series},
             "y": {"field": "value", "type": "quantitative", "title": "USD"},
             "color": {

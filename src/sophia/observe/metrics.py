@@ -7,10 +7,10 @@ at scrape time: the breakers' states, and each budgeted key's budget use (``soph
 Served at ``GET /metrics`` (and ``/admin/metrics``) on the gateway for a key allowed to read every
 team's usage (Prometheus: ``authorization: {credentials: …}``).
 
-**Budget use** is read from the database in one query per scrape, and a scrape is answered without
-waiting on the database: each scrape shows the figures the previous one read (their time is
-``sophia_budget_read_timestamp_seconds``) and starts the next read. So the gauges trail the budgets by
-one scrape interval, and nothing is read while nobody scrapes.
+**Budget use** is read from the database in one query per scrape (``LedgerMetrics.refresh``, which
+``GET /metrics`` awaits before rendering; scrapes under a second apart share one read; the time of the
+read is ``sophia_budget_read_timestamp_seconds``). Nothing is read while nobody scrapes. Rendered
+without a refresh (a script), the gauges show the last read and start the next one.
 """
 
 from __future__ import annotations
@@ -151,9 +151,9 @@ class BudgetReader:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # rendered outside the event loop (a script): nothing to read with
-        self._task = loop.create_task(self._refresh())
+        self._task = loop.create_task(self.refresh())
 
-    async def _refresh(self) -> None:
+    async def refresh(self) -> None:
         try:
             await self.read()
         except StorageError as exc:  # the figures stay as they were; the next scrape tries again
@@ -270,6 +270,15 @@ class LedgerMetrics:
                 self.cache_hits.labels(rec.cache).inc()
                 if rec.saved_nanos:
                     self.saved.labels(rec.team).inc(rec.saved_nanos)
+
+    async def refresh(self) -> None:
+        """Read the budgets for the scrape about to render (unless a read is under a second old)."""
+        reader = self.budgets
+        if reader is None:
+            return
+        await reader.settled()
+        if reader.read_at is None or reader.clock() - reader.read_at >= reader.min_age:
+            await reader.refresh()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

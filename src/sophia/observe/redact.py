@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from sophia.observe.spanbuild import SpanData
+
 MASK = "[REDACTED]"
+_DROP = object()
 _PATTERNS = (
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
     r"\b(?:sk|pk|rk)-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic, OpenRouter, Sophia keys
@@ -55,19 +59,81 @@ _CONTENT_EVENTS = ("gen_ai.content.", "gen_ai.user.message", "gen_ai.system.mess
                    "gen_ai.tool.message", "gen_ai.choice", "gen_ai.client.inference.operation.details")  # fmt: skip
 
 
+#: attributes whose values Sophia itself writes (never user text): not scanned
+TRUSTED = frozenset({
+    "sophia.request_id", "sophia.endpoint", "sophia.outcome", "sophia.cache", "sophia.stage", "sophia.cache.entry",
+    "sophia.key_id", "user.id", "openinference.span.kind", "gen_ai.operation.name", "gen_ai.system",
+    "gen_ai.provider.name", "llm.provider", "llm.system", "sophia.attempt.outcome", "error.type", "sophia.mcp.server",
+    "gen_ai.tool.type",
+})  # fmt: skip
+_MEMO_MAX = 8192
+_MEMO_LONGEST = 512
+
+
 class Redactor:
     def __init__(
         self, *, capture_content: bool, secrets: Iterable[str] = (), patterns: Sequence[str] = ()
     ) -> None:
         self.capture_content = capture_content
-        exact = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 6}))
+        self.patterns = tuple(patterns)
+        exact = sorted(self.secrets, key=len, reverse=True)
         parts = [re.escape(s) for s in exact] + list(_PATTERNS) + list(patterns)
+        self._memo: dict[str, str] = {}
         self._pattern = re.compile(
             "|".join(f"(?i:{p[4:]})" if p.startswith("(?i)") else f"(?:{p})" for p in parts)
         )
 
     def text(self, value: str) -> str:
         return self._pattern.sub(_mask, value) if value else value
+
+    def _text(self, value: str) -> str:
+        """``text``, remembered for short values (models, routes, teams repeat on every span)."""
+        if len(value) > _MEMO_LONGEST:
+            return self.text(value)
+        clean = self._memo.get(value)
+        if clean is None:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            clean = self._memo[value] = self.text(value)
+        return clean
+
+    def _plain(self, attributes: dict[str, Any]) -> dict[str, Any] | None:
+        """Sophia's own span attributes redacted (a new dict), or None when nothing changed."""
+        out: dict[str, Any] | None = None
+        for name, value in attributes.items():
+            if not self.capture_content and name.startswith(CONTENT_PREFIXES):
+                clean: Any = _DROP
+            elif type(value) is str and name not in TRUSTED:
+                clean = self._text(value)
+            else:
+                continue
+            if clean is _DROP or clean != value:
+                if out is None:
+                    out = dict(attributes)
+                if clean is _DROP:
+                    del out[name]
+                else:
+                    out[name] = clean
+        return out
+
+    def data(self, span: SpanData) -> SpanData:
+        """One of Sophia's own spans redacted (the same object when nothing needed it)."""
+        attributes = self._plain(span.attributes)
+        events = span.events
+        if events:
+            kept = []
+            for name, at, event_attributes in events:
+                if not self.capture_content and name.startswith(_CONTENT_EVENTS):
+                    continue
+                kept.append((name, at, self._plain(event_attributes) or event_attributes))
+            if kept != events:
+                events = kept
+        if attributes is None and events is span.events:
+            return span
+        return replace(
+            span, attributes=attributes if attributes is not None else span.attributes, events=events
+        )
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):

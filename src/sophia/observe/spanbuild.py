@@ -20,7 +20,7 @@ from a ledger row are the very spans that were exported.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -36,8 +36,9 @@ from sophia.observe.context import derived_span_id
 
 COST_ATTRIBUTE = "sophia.cost.nanodollars"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_SCOPE = InstrumentationScope("sophia", __version__)
-_OK, _ERROR = Status(StatusCode.OK), StatusCode.ERROR
+SCOPE = InstrumentationScope("sophia", __version__)
+_CODES = {"ok": StatusCode.OK, "error": StatusCode.ERROR, "unset": StatusCode.UNSET}
+_KINDS = {"server": SpanKind.SERVER, "client": SpanKind.CLIENT, "internal": SpanKind.INTERNAL}
 #: a stage's span name and OpenInference kind
 _STAGES = {
     "admission": ("admission", "GUARDRAIL"),
@@ -59,8 +60,46 @@ def default_resource(service: str = "sophia", project: str = "sophia") -> Resour
     )
 
 
+@dataclass(slots=True)
+class SpanData:
+    """One finished span, as plain values (the OTLP encoder writes it as is; ``readable`` makes the SDK's)."""
+
+    trace_id: int
+    span_id: int
+    parent_id: int | None
+    name: str
+    kind: str  # "server" | "client" | "internal"
+    start_ns: int
+    end_ns: int
+    status: str  # "ok" | "error" | "unset"
+    status_message: str
+    attributes: dict[str, Any]
+    events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+    remote_parent: bool = False
+
+    def readable(self, resource: Resource) -> ReadableSpan:
+        """The same span as the OpenTelemetry SDK's ``ReadableSpan``."""
+        parent = None
+        if self.parent_id:
+            parent = SpanContext(self.trace_id, self.parent_id, self.remote_parent, _SAMPLED)
+        code = _CODES[self.status]
+        return ReadableSpan(
+            name=self.name,
+            context=SpanContext(self.trace_id, self.span_id, False, _SAMPLED),
+            parent=parent,
+            resource=resource,
+            attributes=self.attributes,
+            events=[Event(name, attributes, at) for name, at, attributes in self.events],
+            kind=_KINDS[self.kind],
+            status=Status(code, self.status_message or None) if code is StatusCode.ERROR else Status(code),
+            start_time=self.start_ns,
+            end_time=max(self.end_ns, self.start_ns),
+            instrumentation_scope=SCOPE,
+        )
+
+
 class SpanBuilder:
-    """Turns usage records into finished spans (``ReadableSpan``) in both conventions."""
+    """Turns usage records into finished spans (``SpanData``) in both conventions."""
 
     def __init__(self, resource: Resource, *, latest: bool, capture_content: bool) -> None:
         self.resource = resource
@@ -68,7 +107,8 @@ class SpanBuilder:
         self.capture_content = capture_content
         self.provider_key = "gen_ai.provider.name" if latest else "gen_ai.system"
 
-    def spans(self, rec: UsageRecord) -> list[ReadableSpan]:
+    def spans(self, rec: UsageRecord) -> list[SpanData]:
+        """The record's spans: the call's root, then one per stage (none without a trace id)."""
         if not rec.trace_id:
             return []
         trace_id = int(rec.trace_id, 16)
@@ -76,33 +116,32 @@ class SpanBuilder:
         start = int(rec.ts * 1e9)
         end = start + int(max(rec.latency_ms, 0.0) * 1e6)
         parent_hex = call.parent_span if call is not None else None
-        parent = SpanContext(trace_id, int(parent_hex, 16), True, _SAMPLED) if parent_hex else None
+        parent = int(parent_hex, 16) if parent_hex else None
         if call is not None and call.span_id:
             root_id = int(call.span_id, 16)
         else:
             root_id = derived_span_id(rec.trace_id, rec.request_id, rec.endpoint)
-        root_ctx = SpanContext(trace_id, root_id, False, _SAMPLED)
         is_tool = rec.endpoint.startswith("mcp:")
-        attributes = self._tool(rec) if is_tool else self._call(rec)
-        events = self._content_events(rec, start) if not is_tool else []
-        status = _OK if rec.outcome == "ok" else Status(_ERROR, rec.error_class or rec.outcome)
+        ok = rec.outcome == "ok"
         if is_tool:
-            name, kind = f"execute_tool {rec.endpoint[4:].partition('/')[2]}", SpanKind.SERVER
+            name, attributes = f"execute_tool {rec.endpoint[4:].partition('/')[2]}", self._tool(rec)
         else:
-            name, kind = f"{self._operation(rec)} {rec.requested_model}", SpanKind.SERVER
-        out = [self._span(name, root_ctx, parent, attributes, kind, status, start, end, events)]
+            name, attributes = f"{self._operation(rec)} {rec.requested_model}", self._call(rec)
+        root = SpanData(trace_id, root_id, parent, name, "server", start, end, "ok" if ok else "error",
+                        "" if ok else (rec.error_class or rec.outcome), attributes,
+                        self._content_events(rec, start) if not is_tool else [], parent is not None)  # fmt: skip
+        out = [root]
         if call is None:
             return out
-        t0 = call.t0
+        t0, root_hex = call.t0, f"{root_id:016x}"
         for n, (stage, began, ended, detail) in enumerate(call.marks):
             s, e = start + int((began - t0) * 1e9), start + int((ended - t0) * 1e9)
-            ctx = SpanContext(trace_id, derived_span_id(f"{root_id:016x}", str(n)), False, _SAMPLED)
+            span_id = derived_span_id(root_hex, str(n))
             if stage == "attempt":
-                attrs, span_status = self._attempt(rec, detail, served=detail[2] == "ok")
-                op = self._operation(rec)
-                out.append(
-                    self._span(f"{op} {detail[0]}", ctx, root_ctx, attrs, SpanKind.CLIENT, span_status, s, e)
-                )
+                attrs, status = self._attempt(rec, detail, served=detail[2] == "ok")
+                name = f"{self._operation(rec)} {detail[0]}"
+                message = "" if status == "ok" else str(detail[2])
+                out.append(SpanData(trace_id, span_id, root_id, name, "client", s, e, status, message, attrs))
                 continue
             span_name, oi_kind = _STAGES.get(stage, (stage, "CHAIN"))
             attrs = {"openinference.span.kind": oi_kind, "sophia.stage": stage}
@@ -112,7 +151,7 @@ class SpanBuilder:
                 attrs["sophia.route.reason"] = str(detail)
             elif stage == "stream" and rec.ttft_ms is not None:
                 attrs["sophia.ttft_ms"] = float(rec.ttft_ms)
-            out.append(self._span(span_name, ctx, root_ctx, attrs, SpanKind.INTERNAL, _OK, s, e))
+            out.append(SpanData(trace_id, span_id, root_id, span_name, "internal", s, e, "ok", "", attrs))
         return out
 
     # -- attributes -------------------------------------------------------------------------------
@@ -175,7 +214,7 @@ class SpanBuilder:
 
     def _attempt(
         self, rec: UsageRecord, detail: tuple[str, str, str], *, served: bool
-    ) -> tuple[dict[str, Any], Status]:
+    ) -> tuple[dict[str, Any], str]:
         """One provider attempt; the one that served the call carries its tokens and cost."""
         model, provider, outcome = detail
         embeddings = rec.endpoint == "embeddings"
@@ -194,7 +233,7 @@ class SpanBuilder:
             attrs["llm.model_name"] = model
         if not served:
             attrs["error.type"] = outcome
-            return attrs, (_OK if outcome == "ok" else Status(_ERROR, outcome))
+            return attrs, "ok" if outcome == "ok" else "error"
         attrs.update(
             {
                 "gen_ai.response.model": model,
@@ -211,7 +250,7 @@ class SpanBuilder:
         if rec.cache != "miss":
             attrs["sophia.cache"] = rec.cache
         attrs.update(self._content_attributes(rec))
-        return attrs, _OK
+        return attrs, "ok"
 
     def _tool(self, rec: UsageRecord) -> dict[str, Any]:
         server, _, tool = rec.endpoint[4:].partition("/")
@@ -277,40 +316,14 @@ class SpanBuilder:
                 attrs["gen_ai.output.messages"] = orjson.dumps(output).decode()
         return attrs
 
-    def _content_events(self, rec: UsageRecord, at: int) -> list[Event]:
+    def _content_events(self, rec: UsageRecord, at: int) -> list[tuple[str, int, dict[str, Any]]]:
         if self.latest:
             return []
         messages, answer = self._messages(rec)
         events = []
         if messages:
             prompt = orjson.dumps(messages, default=str).decode()
-            events.append(Event("gen_ai.content.prompt", {"gen_ai.prompt": prompt}, at))
+            events.append(("gen_ai.content.prompt", at, {"gen_ai.prompt": prompt}))
         if answer is not None:
-            events.append(Event("gen_ai.content.completion", {"gen_ai.completion": answer}, at))
+            events.append(("gen_ai.content.completion", at, {"gen_ai.completion": answer}))
         return events
-
-    def _span(
-        self,
-        name: str,
-        ctx: SpanContext,
-        parent: SpanContext | None,
-        attributes: dict[str, Any],
-        kind: SpanKind,
-        status: Status,
-        start: int,
-        end: int,
-        events: Sequence[Event] = (),
-    ) -> ReadableSpan:
-        return ReadableSpan(
-            name=name,
-            context=ctx,
-            parent=parent,
-            resource=self.resource,
-            attributes=attributes,
-            events=events,
-            kind=kind,
-            status=status,
-            start_time=start,
-            end_time=max(end, start),
-            instrumentation_scope=_SCOPE,
-        )

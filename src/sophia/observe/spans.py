@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from sophia.accounts.ledger import UsageRecord
 from sophia.observe.context import CallTrace
-from sophia.observe.spanbuild import SpanBuilder, default_resource, latest_genai_conventions
+from sophia.observe.spanbuild import SpanBuilder, SpanData, default_resource, latest_genai_conventions
 from sophia.storage import Database, open_with_schema
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,21 @@ class StoredSpan:
         )
 
 
+def _from_data(data: SpanData, service: str | None) -> StoredSpan:
+    return StoredSpan(
+        trace_id=f"{data.trace_id:032x}",
+        span_id=f"{data.span_id:016x}",
+        parent_id=f"{data.parent_id:016x}" if data.parent_id else None,
+        name=data.name,
+        kind=data.kind,
+        start_ns=data.start_ns,
+        end_ns=max(data.end_ns, data.start_ns),
+        status=data.status,
+        attributes=data.attributes,
+        service=service,
+    )
+
+
 def _stored(row: dict[str, Any]) -> StoredSpan:
     return StoredSpan(
         trace_id=row["trace_id"],
@@ -122,7 +137,7 @@ _RECORD_FIELDS = tuple(name for name in UsageRecord.__dataclass_fields__ if name
 _LEDGER = ", ".join((*_RECORD_FIELDS, "trace_detail"))
 
 
-def _record(row: dict[str, Any]) -> UsageRecord:
+def record_of(row: Mapping[str, Any]) -> UsageRecord:
     """A ledger row as the record it was written from (its stages decoded)."""
     values = {name: row[name] for name in _RECORD_FIELDS}
     values["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else None
@@ -149,11 +164,15 @@ class SpanStore:
         self.builder = builder or SpanBuilder(
             default_resource(), latest=latest_genai_conventions(), capture_content=False
         )
+        service = self.builder.resource.attributes.get("service.name")
+        self.service = str(service) if service is not None else None
 
     @classmethod
-    async def open(cls, database: str | Database, *, retention: float = 7 * 86400.0) -> SpanStore:
+    async def open(
+        cls, database: str | Database, *, retention: float = 7 * 86400.0, builder: SpanBuilder | None = None
+    ) -> SpanStore:
         db, owned = await open_with_schema(database, SCHEMA)
-        return cls(db, retention=retention, owns_db=owned)
+        return cls(db, retention=retention, owns_db=owned, builder=builder)
 
     async def add(self, spans: Sequence[StoredSpan]) -> None:
         if spans:
@@ -183,9 +202,9 @@ class SpanStore:
         spans = [_stored(row) for row in rows]
         ledger = await self.db.fetchall(f"SELECT {_LEDGER} FROM sophia_usage WHERE trace_id = ?", [trace_id])
         for row in ledger:
-            record = _record(row)
+            record = record_of(row)
             if record.trace is not None:
-                spans.extend(StoredSpan.of(span) for span in self.builder.spans(record))
+                spans.extend(_from_data(data, self.service) for data in self.builder.spans(record))
         spans.sort(key=lambda span: (span.start_ns, span.parent_id is not None, span.name))
         return spans
 
