@@ -27,8 +27,9 @@ from sophia.errors import SophiaError
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
 from sophia.observe.dashboard import COOKIE
-from sophia.observe.dashboard_charts import Renderer, empty
+from sophia.observe.dashboard_charts import empty
 from sophia.observe.dashboard_data import PERCENTILES, WINDOWS, Reference, bucket_seconds, usage
+from sophia.observe.dashboard_render import Renderer
 from sophia.observe.monitor import Monitor
 from sophia.observe.spans import SpanStore, StoredSpan
 from sophia.observe.uptime import ProbeResult, Uptime
