@@ -246,7 +246,7 @@ async def test_captured_content_is_redacted_even_in_third_party_spans(
 ) -> None:
     gateway = await open_gateway(upstream, observe={"capture_content": True})
     try:
-        secret_prompt = f"my key is {FAKE_KEY} and the db is postgres://admin:hunter2hunter@db/prod"
+        secret_prompt = f"my key is {FAKE_KEY} and the db is postgres://admin:hunter2hunter@db/prod"  # pragma: allowlist secret (a fake, on purpose)
         await gateway.chat(chat("vllm/ok", secret_prompt), None)
         assert gateway.tracer is not None
         # a span from other instrumentation in the process (say, an HTTP client's) goes the same way

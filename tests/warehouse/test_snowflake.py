@@ -17,7 +17,7 @@ from sophia.warehouse.guard import QueryRefused
 from sophia.warehouse.warehouse import Warehouse
 from warehouse.warehouse_helpers import SETTINGS
 
-URL = "snowflake://analyst:pa%40ss@acme-xy123/SALES/PUBLIC?warehouse=BI_WH&role=READER"
+URL = "snowflake://analyst:pa%40ss@acme-xy123/SALES/PUBLIC?warehouse=BI_WH&role=READER"  # pragma: allowlist secret (a fake, on purpose)
 
 #: what a Snowflake account answered, keyed by the statement the backend sent
 RECORDED: dict[str, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = {

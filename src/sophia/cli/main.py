@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from sophia import __version__
-from sophia.cli import cache, collect, data, ide, keys, mcp, models, observe, router, run, usage
+from sophia.cli import cache, collect, data, ide, keys, mcp, models, observe, router, run, secrets, usage
 from sophia.cli.common import ConfigOption
 
 app = typer.Typer(
@@ -57,6 +57,7 @@ app.add_typer(data.warehouse_app, name="warehouse")
 app.add_typer(data.knowledge_app, name="knowledge")
 app.add_typer(collect.app, name="collect")
 app.add_typer(observe.app, name="observe")
+app.add_typer(secrets.app, name="secrets")
 
 
 def main() -> None:

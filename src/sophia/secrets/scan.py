@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 MAX_BYTES = 1_000_000
@@ -401,14 +402,18 @@ def _line_of(starts: list[int], offset: int) -> int:
     return lo
 
 
-def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """The text files under ``paths`` worth scanning (VCS, venvs, caches, binaries, big files skipped)."""
+def iter_files(paths: Iterable[str | Path], exclude: Sequence[str] = ()) -> Iterator[Path]:
+    """The text files under ``paths`` worth scanning (VCS, venvs, caches, binaries, big files skipped;
+    ``exclude``: glob patterns matched against each file's path relative to the folder scanned)."""
     for root in map(Path, paths):
         if root.is_file():
             candidates: Iterable[Path] = (root,)
         else:
             candidates = sorted(
-                p for p in root.rglob("*") if not SKIP_DIRS.intersection(p.relative_to(root).parts)
+                p
+                for p in root.rglob("*")
+                if not SKIP_DIRS.intersection(p.relative_to(root).parts)
+                and not any(fnmatch(p.relative_to(root).as_posix(), pattern) for pattern in exclude)
             )
         for file in candidates:
             if not file.is_file() or file.is_symlink() or file.stat().st_size > MAX_BYTES:
@@ -419,10 +424,10 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield file
 
 
-def scan_paths(paths: Iterable[str | Path]) -> list[Finding]:
+def scan_paths(paths: Iterable[str | Path], exclude: Sequence[str] = ()) -> list[Finding]:
     """``scan_text`` over every file ``iter_files`` yields."""
     findings: list[Finding] = []
-    for file in iter_files(paths):
+    for file in iter_files(paths, exclude):
         text = file.read_bytes().decode("utf-8", errors="replace")
         findings.extend(scan_text(text, path=str(file)))
     return findings
