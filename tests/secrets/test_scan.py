@@ -154,7 +154,8 @@ def test_hex_uuid_and_plain_keys_count_where_a_secret_name_is_bound(text: str, k
 
 
 def test_aws_secret_key_found_beside_its_access_key_id_whatever_its_name() -> None:
-    text = "id AKIAIOSFODNN7EXAMPL2\nsome_value = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKE9\n"
+    # AWS's documentation example keys, altered: fakes on purpose
+    text = "id AKIAIOSFODNN7EXAMPL2\nsome_value = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKE9\n"  # pragma: allowlist secret
     kinds = [f.kind for f in scan_text(text)]
     assert kinds == ["aws-access-key-id", "aws-secret-access-key"]
     # without the id near it, a 40-character base64 value with no secret name is left alone

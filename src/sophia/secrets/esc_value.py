@@ -13,6 +13,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from sophia.secrets.esc_schema import type_name
+
 UNKNOWN = "[unknown]"
 SECRET = "[secret]"
 
@@ -126,16 +128,8 @@ def _number_text(x: float) -> str:
 
 
 def value_type(v: Value) -> str:
-    x = v.v
-    if x is None:
-        return "null"
-    if isinstance(x, bool):
-        return "boolean"
-    if isinstance(x, (int, float)):
-        return "number"
-    if isinstance(x, str):
-        return "string"
-    return "array" if isinstance(x, list) else "object"
+    """ESC's name for the JSON type of a value (as in ``expected string, got number``)."""
+    return type_name(v.v)
 
 
 _ENVELOPE_MAGIC = b"escx"
