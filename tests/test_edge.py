@@ -10,6 +10,7 @@ import asyncio
 import pickle
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -99,9 +100,15 @@ def connect(port: int, timeout: float = 5.0) -> socket.socket:
     return sock
 
 
+_SURPLUS: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def read_response(sock: socket.socket) -> tuple[int, bytes]:
-    """(status, body) of one response; (0, b"") when the connection closed before any byte of it."""
-    data = b""
+    """(status, body) of one response; (0, b"") when the connection closed before any byte of it.
+
+    Bytes read past this response (pipelined answers that arrived in the same segment) are kept for
+    the next call on the same socket."""
+    data = _SURPLUS.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         try:
             chunk = sock.recv(65536)
@@ -120,7 +127,9 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
         chunk = sock.recv(65536)
         assert chunk, "the connection closed mid-body"
         body += chunk
-    return int(lines[0].split()[1]), body
+    if len(body) > length:
+        _SURPLUS[sock] = body[length:]
+    return int(lines[0].split()[1]), body[:length]
 
 
 def closed(sock: socket.socket, within: float = LATE) -> bool:
