@@ -1,6 +1,8 @@
 # Sophia: `make run` and `make test` install what is missing into .venv first (idempotent).
 PYTHON ?= python3
 VENV ?= .venv
+# the environment `make run` starts with (`sophia env ls`; `make run SOPHIA_ENV=staging`)
+SOPHIA_ENV ?= production
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sophia-installed
 # llama.cpp must not be tuned to the build machine's CPU, or it crashes on others.
@@ -36,7 +38,8 @@ $(PHOENIX_STAMP):
 # The demo warehouse is built once, when no warehouse is configured (sophia demo-data --if-missing).
 run: install
 	$(BIN)/sophia demo-data --if-missing
-	$(BIN)/sophia run
+	$(BIN)/sophia env init --if-missing
+	$(BIN)/sophia --env $(SOPHIA_ENV) run
 
 test: install phoenix
 	$(BIN)/python -m pytest

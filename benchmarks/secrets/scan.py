@@ -1,18 +1,27 @@
-"""Sophia's secrets scanner beside detect-secrets 1.5.0, on the same generated labelled set.
+"""Sophia's secrets scanner beside detect-secrets 1.5.0, on two labelled sets, in the same run.
 
     bash benchmarks/secrets/setup.sh                     # detect-secrets in its own venv
-    .venv/bin/python benchmarks/secrets/scan.py [--seed N] [--per-kind N]
+    .venv/bin/python benchmarks/secrets/scan.py [--seed N] [--per-kind N] [--heldout-per-kind N]
 
-Writes the labelled set (tests/secrets/labelled.py: fake keys of today's formats in code, config,
-JSON, URLs and log lines, plus digests, UUIDs, base64 blobs and git SHAs as negatives) to one file
-per sample under benchmarks/.work/secrets/set-<seed>/, scans it with both tools, and prints recall
-per context and precision side by side.
+**The development set** (tests/secrets/labelled.py: fake keys of today's formats in code, config,
+JSON, URLs and log lines, plus digests, UUIDs, base64 blobs and git SHAs as negatives) is the one the
+rules were written against. **The held-out set** (tests/secrets/heldout.py) is a second generator
+written apart from the first (its own key text and its own documents: Terraform, docker-compose,
+Actions, Helm, notebooks, CSV, Go/Rust/Ruby/Java/PowerShell literals, access logs, stack traces,
+HTTP dumps, shell history …); its recall is split into shaped keys (what the targets speak of),
+shapeless values with a secret name bound to them, and shapeless values with no name near them
+(out of reach by construction, counted apart). Each set is written one file per document under
+benchmarks/.work/secrets/ (with the file name a real file of that kind would have, since
+detect-secrets picks its keyword rules by extension), scanned by both tools, and scored.
 
 Scoring is by location, the same for both: a label is found when a finding on one of its lines
 covers the secret (for detect-secrets, whose findings carry a line and a value: the value overlaps
 the secret); a finding is a true positive when it overlaps a labelled secret, else a false positive.
 detect-secrets runs with its default plugins and filters (``default_settings``), in its own venv;
 ``ds-run`` is the subcommand that venv executes (it needs only detect-secrets and the stdlib).
+Last, the installed-libraries check: every text file of a fixed list of packages in .venv (no
+secrets there, so every finding is a false positive), and the time ``credential_spans`` takes on a
+typical log line and on 4 KB of text.
 """
 
 from __future__ import annotations
@@ -35,29 +44,37 @@ DS_PYTHON = WORK / "detect-secrets-venv" / "bin" / "python"
 CONTEXTS = ("code", "config", "json", "url", "log")
 
 
+#: packages whose files make the installed-libraries check (those present in .venv are scanned)
+LIBRARIES = ("httpx", "httpcore", "pydantic", "sqlalchemy", "numpy", "starlette", "anyio", "opentelemetry", "click",
+             "rich", "jinja2", "cryptography", "huggingface_hub", "aiohttp", "jwt", "mcp", "asyncpg", "yaml")  # fmt: skip
+
+
 def ds_run(folder: str) -> None:
-    """In detect-secrets' venv: every finding as JSON lines (file, line, value, type)."""
+    """In detect-secrets' venv: every finding as JSON lines (file, line, value, type); ``folder`` is a
+    folder of files, or a file listing one path a line."""
     from detect_secrets import SecretsCollection
     from detect_secrets.settings import default_settings
 
+    where = Path(folder)
+    files = sorted(where.iterdir()) if where.is_dir() else [Path(p) for p in where.read_text().splitlines()]
     with default_settings():
         collection = SecretsCollection()
-        for file in sorted(Path(folder).iterdir()):
+        for file in files:
             collection.scan_file(str(file))
         for filename, secrets in collection.data.items():
             for secret in secrets:
-                row = {"file": Path(filename).name, "line": secret.line_number, "value": secret.secret_value,
-                       "type": secret.type}  # fmt: skip
+                row = {"file": filename if not where.is_dir() else Path(filename).name, "line": secret.line_number,
+                       "value": secret.secret_value, "type": secret.type}  # fmt: skip
                 print(json.dumps(row))
 
 
-def _labelled() -> ModuleType:
+def _module(stem: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "secrets_labelled", ROOT / "tests" / "secrets" / "labelled.py"
+        f"secrets_{stem}", ROOT / "tests" / "secrets" / f"{stem}.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["secrets_labelled"] = module
+    sys.modules[f"secrets_{stem}"] = module
     spec.loader.exec_module(module)
     return module
 
@@ -70,17 +87,47 @@ def _suffix(context: str, text: str) -> str:
     return {"code": ".py", "json": ".json", "url": ".txt", "log": ".log"}.get(context, ".txt")
 
 
-def write_set(seed: int, per_kind: int) -> tuple[Path, list[dict[str, Any]]]:
-    folder = WORK / f"set-{seed}-{per_kind}"
+#: a held-out template family -> the file name a real file of that kind has
+_FAMILY_FILES = {
+    "go": ".go", "rust": ".rs", "ruby": ".rb", "java": ".java", "powershell": ".ps1", "typescript": ".ts",
+    "python": ".py", "python-repr": ".py", "terraform": ".tfvars", "docker-compose": "docker-compose.yml",
+    "github-actions": ".yml", "helm": "values.yaml", "properties": ".properties", "systemd": ".service",
+    "k8s-secret": ".yaml", "csv": ".csv", "jupyter": ".ipynb", "vscode": ".json", "postman-env": ".json",
+    "secrets-manager": ".json", "json": ".json", "aws-credentials": "credentials", "shell-history": ".bash_history",
+}  # fmt: skip
+
+
+def _write(folder: Path, docs: list[tuple[str, str, str, list[Any]]]) -> list[dict[str, Any]]:
+    """One file per (context, suffix, text, labels); the rows the scores are computed from."""
     shutil.rmtree(folder, ignore_errors=True)  # a set from an older generator must not linger
     folder.mkdir(parents=True)
     rows = []
-    for i, sample in enumerate(_labelled().generate(seed, per_kind=per_kind)):
-        name = f"{i:05d}-{sample.context}{_suffix(sample.context, sample.text)}"
-        (folder / name).write_text(sample.text + "\n")
-        labels = [(lb.kind, lb.start, lb.end) for lb in sample.labels]
-        rows.append({"file": name, "context": sample.context, "text": sample.text, "labels": labels})
-    return folder, rows
+    for i, (context, suffix, text, labels) in enumerate(docs):
+        name = f"{i:05d}-{context}{'' if suffix.startswith('.') else '-'}{suffix}"
+        (folder / name).write_text(text + "\n")
+        rows.append({"file": name, "context": context, "text": text, "labels": labels})
+    return rows
+
+
+def write_set(seed: int, per_kind: int) -> tuple[Path, list[dict[str, Any]]]:
+    folder = WORK / f"set-{seed}-{per_kind}"
+    docs = [
+        (s.context, _suffix(s.context, s.text), s.text, [(lb.kind, lb.start, lb.end) for lb in s.labels])
+        for s in _module("labelled").generate(seed, per_kind=per_kind)
+    ]
+    return folder, _write(folder, docs)
+
+
+def write_heldout(seed: int, per_kind: int) -> tuple[Path, list[dict[str, Any]]]:
+    """The held-out set; a label is (kind, start, end, group) with group shaped, named or unnamed."""
+    folder = WORK / f"heldout-{seed}-{per_kind}"
+    docs = []
+    for doc in _module("heldout").generate(seed, per_kind=per_kind):
+        suffix = _FAMILY_FILES.get(doc.family, {"url": ".txt", "log": ".log"}.get(doc.context, ".txt"))
+        labels = [(p.kind, p.start, p.end, "shaped" if p.shaped else "named" if p.named else "unnamed")
+                  for p in doc.planted]  # fmt: skip
+        docs.append(("negative" if doc.family == "negative" else doc.context, suffix, doc.text, labels))
+    return folder, _write(folder, docs)
 
 
 def _line_at(text: str, offset: int) -> int:
@@ -88,25 +135,35 @@ def _line_at(text: str, offset: int) -> int:
 
 
 def score(rows: list[dict[str, Any]], found: dict[str, list[tuple[int, int]]]) -> dict[str, Any]:
-    """Recall per context and precision; ``found`` maps a file to its findings as (start, end) offsets."""
-    hits: Counter[str] = Counter()
-    totals: Counter[str] = Counter()
+    """Recall per context (and per group and per kind, for labels that carry a group) and precision;
+    ``found`` maps a file to its findings as (start, end) offsets."""
+    hits: Counter[tuple[str, str]] = Counter()
+    totals: Counter[tuple[str, str]] = Counter()
+    kind_hits: Counter[str] = Counter()
+    kind_totals: Counter[str] = Counter()
     true_pos = false_pos = 0
     negatives_flagged = 0
     for row in rows:
         spans = found.get(row["file"], [])
         for start, end in spans:
-            if any(start < e and s < end for _, s, e in row["labels"]):
+            if any(start < lb[2] and lb[1] < end for lb in row["labels"]):
                 true_pos += 1
             else:
                 false_pos += 1
         negatives_flagged += row["context"] == "negative" and bool(spans)
-        for _, s, e in row["labels"]:
-            totals[row["context"]] += 1
-            hits[row["context"]] += any(start < e and s < end for start, end in spans)
+        for kind, s, e, *group in row["labels"]:
+            key = (group[0] if group else "all", row["context"])
+            hit = any(start < e and s < end for start, end in spans)
+            totals[key] += 1
+            hits[key] += hit
+            if not group or group[0] == "shaped":
+                kind_totals[kind] += 1
+                kind_hits[kind] += hit
     n_neg = sum(row["context"] == "negative" for row in rows)
     return {
-        "recall": {c: hits[c] / totals[c] for c in CONTEXTS if totals[c]},
+        "recall": {key: hits[key] / totals[key] for key in totals},
+        "counts": totals,
+        "kinds": {kind: (kind_hits[kind], kind_totals[kind]) for kind in kind_totals},
         "labels": sum(totals.values()),
         "precision": true_pos / (true_pos + false_pos) if true_pos + false_pos else 0.0,
         "false_positives": false_pos,
@@ -141,31 +198,148 @@ def detect_secrets_spans(folder: Path, rows: list[dict[str, Any]]) -> dict[str, 
     return spans
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=424242)
-    parser.add_argument("--per-kind", type=int, default=6)
-    args = parser.parse_args()
-    if not DS_PYTHON.exists():
-        sys.exit("detect-secrets is not installed: run bash benchmarks/secrets/setup.sh")
-    folder, rows = write_set(args.seed, args.per_kind)
+def _both(folder: Path, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], float, float]:
     began = time.perf_counter()
     ours = score(rows, sophia_spans(rows))
     ours_s = time.perf_counter() - began
     began = time.perf_counter()
     theirs = score(rows, detect_secrets_spans(folder, rows))
-    theirs_s = time.perf_counter() - began
+    return ours, theirs, ours_s, time.perf_counter() - began
+
+
+def _line(label: str, ours: object, theirs: object) -> None:
+    print(f"{label:34}{ours:>12}{theirs:>24}")
+
+
+def _pct(hit: float | None) -> str:
+    return "-" if hit is None else f"{hit:.1%}"
+
+
+def report_development(seed: int, per_kind: int) -> None:
+    folder, rows = write_set(seed, per_kind)
+    ours, theirs, ours_s, theirs_s = _both(folder, rows)
     n_neg = sum(row["context"] == "negative" for row in rows)
-    print(
-        f"seed {args.seed}: {len(rows)} documents, {ours['labels']} planted secrets, {n_neg} negative documents"
-    )
-    print(f"{'':24}{'sophia':>12}{'detect-secrets 1.5.0':>24}")
+    print(f"development set (labelled.py), seed {seed}: {len(rows)} documents, {ours['labels']} planted secrets, "
+          f"{n_neg} negative documents")  # fmt: skip
+    _line("", "sophia", "detect-secrets 1.5.0")
     for context in CONTEXTS:
-        print(f"{'recall ' + context:24}{ours['recall'][context]:>12.1%}{theirs['recall'][context]:>24.1%}")
-    print(f"{'precision':24}{ours['precision']:>12.1%}{theirs['precision']:>24.1%}")
-    print(f"{'false positives':24}{ours['false_positives']:>12}{theirs['false_positives']:>24}")
-    print(f"{'negatives flagged':24}{ours['negatives_flagged']:>12.1%}{theirs['negatives_flagged']:>24.1%}")
-    print(f"{'seconds':24}{ours_s:>12.2f}{theirs_s:>24.2f}")
+        _line(
+            f"recall {context}",
+            _pct(ours["recall"][("all", context)]),
+            _pct(theirs["recall"][("all", context)]),
+        )
+    _summary(ours, theirs, ours_s, theirs_s)
+
+
+def _summary(ours: dict[str, Any], theirs: dict[str, Any], ours_s: float, theirs_s: float) -> None:
+    _line("precision", _pct(ours["precision"]), _pct(theirs["precision"]))
+    _line("false positives", ours["false_positives"], theirs["false_positives"])
+    _line("negatives flagged", _pct(ours["negatives_flagged"]), _pct(theirs["negatives_flagged"]))
+    _line("seconds", f"{ours_s:.2f}", f"{theirs_s:.2f}")
+
+
+def report_heldout(seed: int, per_kind: int) -> None:
+    folder, rows = write_heldout(seed, per_kind)
+    ours, theirs, ours_s, theirs_s = _both(folder, rows)
+    n_neg = sum(row["context"] == "negative" for row in rows)
+    print(f"\nheld-out set (heldout.py), seed {seed}: {len(rows)} documents, {ours['labels']} planted secrets, "
+          f"{n_neg} negative documents")  # fmt: skip
+    _line("", "sophia", "detect-secrets 1.5.0")
+    for group, title in (
+        ("shaped", "shaped"),
+        ("named", "shapeless, named"),
+        ("unnamed", "shapeless, no name"),
+    ):
+        for context in CONTEXTS:
+            key = (group, context)
+            if key in ours["counts"]:
+                label = f"{title} {context} (n={ours['counts'][key]})"
+                _line(label, _pct(ours["recall"][key]), _pct(theirs["recall"][key]))
+    _summary(ours, theirs, ours_s, theirs_s)
+    print("shaped recall by kind (sophia / detect-secrets):")
+    kinds = sorted(ours["kinds"])
+    for i in range(0, len(kinds), 4):
+        print(
+            "  "
+            + "  ".join(
+                f"{k} {_frac(ours['kinds'][k])}/{_frac(theirs['kinds'][k])}" for k in kinds[i : i + 4]
+            )
+        )
+
+
+def _frac(hit_total: tuple[int, int]) -> str:
+    return f"{hit_total[0] / hit_total[1]:.0%}"
+
+
+def report_libraries() -> None:
+    """No secrets live in installed libraries: every finding is a false positive."""
+    from sophia.secrets.scan import iter_files, scan_paths
+
+    site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"))
+    roots = [site / name for name in LIBRARIES if (site / name).is_dir()]
+    files = list(iter_files(roots))
+    began = time.perf_counter()
+    ours = scan_paths(roots)
+    ours_s = time.perf_counter() - began
+    listing = WORK / "libraries.txt"
+    listing.write_text("\n".join(map(str, files)))
+    began = time.perf_counter()
+    done = subprocess.run([str(DS_PYTHON), __file__, "ds-run", str(listing)], check=True, capture_output=True,
+                          text=True)  # fmt: skip
+    theirs_s = time.perf_counter() - began
+    print(f"\ninstalled libraries: {len(roots)} packages, {len(files)} files")
+    _line("findings (all false positives)", len(ours), len(done.stdout.splitlines()))
+    _line("seconds", f"{ours_s:.1f}", f"{theirs_s:.1f}")
+    print("  sophia's: " + ", ".join(sorted({f"{f.kind} {Path(f.path or '').name}:{f.line}" for f in ours})))
+
+
+def report_speed() -> None:
+    from sophia.secrets.scan import credential_spans
+
+    line = ("2026-12-03T10:14:07.112Z INFO gateway.request tenant=acme model=gpt-4o-mini route=/v1/chat/completions "
+            "status=200 latency_ms=412 tokens_in=1834 tokens_out=221 cache=miss upstream=openai request_id=7f3c2a91")  # fmt: skip
+    with_key = line[:150] + " api_key=Zr8mQ2xWp9Lk4Vb7Tc1N9sQ"  # pragma: allowlist secret
+    words = [
+        "alpha",
+        "request",
+        "latency",
+        "model",
+        "tenant",
+        "retry",
+        "status=200",
+        "upstream",
+        "user_id=42",
+    ]
+    text = " ".join(words[i % len(words)] for i in range(700))[:4096]
+    print("\ncredential_spans, best of 5 runs:")
+    for label, sample, n in (("200-char log line", line, 5000), ("200-char line with a key", with_key, 5000),
+                             ("4 KB of text", text, 500)):  # fmt: skip
+        best = min(_timed(credential_spans, sample, n) for _ in range(5))
+        print(f"  {label:28}{best * 1e6:8.1f} µs")
+
+
+def _timed(function: Any, sample: str, n: int) -> float:
+    began = time.perf_counter()
+    for _ in range(n):
+        function(sample)
+    return (time.perf_counter() - began) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=424242)
+    parser.add_argument("--per-kind", type=int, default=6)
+    parser.add_argument("--heldout-seed", type=int, default=20261203)
+    parser.add_argument("--heldout-per-kind", type=int, default=6)
+    parser.add_argument("--no-libraries", action="store_true", help="skip the installed-libraries check")
+    args = parser.parse_args()
+    if not DS_PYTHON.exists():
+        sys.exit("detect-secrets is not installed: run bash benchmarks/secrets/setup.sh")
+    report_development(args.seed, args.per_kind)
+    report_heldout(args.heldout_seed, args.heldout_per_kind)
+    if not args.no_libraries:
+        report_libraries()
+    report_speed()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sophia.asgi import uvicorn_log_level
 from sophia.container import Services
-from sophia.settings import CONFIG_ENV, Settings, load_settings
+from sophia.settings import CONFIG_ENV, ENVIRONMENT_ENV, Settings, load_settings
 
 if TYPE_CHECKING:
     from sophia.gateway.engine import Gateway
@@ -26,11 +26,18 @@ if TYPE_CHECKING:
 
 
 def configure_logging(settings: Settings) -> None:
+    """The log format and level, with every secret masked: the settings' secret values join the known
+    ones (``KNOWN``), and a ``MaskingFilter`` sits on the root handlers and on uvicorn's loggers (whose
+    filters survive the ``dictConfig`` uvicorn runs later), so no line, traceback or access log leaks one."""
+    from sophia.secrets.mask import KNOWN, known_from_settings, mask_logging
+
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=False,
     )
+    KNOWN.add(known_from_settings(settings))
+    mask_logging()
 
 
 def create_gateway_app(settings: Settings | None = None) -> Any:
@@ -75,6 +82,9 @@ def serve(
 
     if settings._config_file is not None:
         os.environ[CONFIG_ENV] = str(settings._config_file.resolve())
+    if settings.environment is not None:
+        os.environ[ENVIRONMENT_ENV] = settings.environment[0]  # workers load the same environment
+    configure_logging(settings)  # the supervisor's own lines too, with several workers
     if workers > 1:
         uvicorn.run(
             "sophia.serve:create_gateway_app",
@@ -88,7 +98,6 @@ def serve(
         return
     import uvloop
 
-    configure_logging(settings)
     uvloop.run(serve_together(settings, host=host, port=port, mcp=mcp, mcp_ports=mcp_ports or {}))
 
 
@@ -121,16 +130,21 @@ async def serve_together(
         tasks = [asyncio.ensure_future(server.serve()) for server in servers]
         names = ["gateway", *(f"mcp:{name}" for name in mcp)]
         monitor = await _monitor(settings, services, gateway, servers, names)
+        helpers = []  # run beside the servers, cancelled when they stop
         if monitor is not None:
-            tasks.append(asyncio.ensure_future(monitor.run()))
+            helpers.append(asyncio.ensure_future(monitor.run()))
+        if settings.environment is not None:
+            from sophia.live import EnvironmentWatcher
+
+            helpers.append(asyncio.ensure_future(EnvironmentWatcher(services).run()))
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks + helpers, return_when=asyncio.FIRST_COMPLETED)
             # One stopped (a signal, or a failure to bind): stop the others, then report any failure.
             for server in servers:
                 server.should_exit = True
-            if monitor is not None:
-                tasks[-1].cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*tasks, *helpers, return_exceptions=True)
         finally:
             if monitor is not None:
                 await _stop_monitor(monitor, services, gateway)

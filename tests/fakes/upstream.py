@@ -7,7 +7,8 @@ Model names (after the provider prefix):
   flaky-<n>      answers 500 to its first <n> calls, then succeeds
   stall-<s>      (stream) sends the head at once but the first event after <s> seconds
   long           (stream) streams 200 events, 20 ms apart (for disconnect tests)
-Every request is recorded (path, headers, JSON body) in ``requests``.
+Every request is recorded (path, headers, JSON body) in ``requests``. With ``valid_keys`` set, a chat
+call whose bearer key is not one of them is answered 401 (a provider that revoked a key).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class FakeUpstream:
     cancelled: int = 0
     streamed_events: int = 0
     url: str = ""
+    valid_keys: set[str] | None = None
+    refused: int = 0
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
@@ -61,6 +64,14 @@ class FakeUpstream:
         self.requests.append(Seen(request.path, dict(request.headers), body))
         model = body["model"]
         self.calls[model] += 1
+        if self.valid_keys is not None:
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if key not in self.valid_keys:
+                self.refused += 1
+                return web.json_response(
+                    {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error"}},
+                    status=401,
+                )
         early = await self._behave(model)
         if early is not None:
             return early

@@ -21,7 +21,8 @@ from sophia.observe.context import CallTrace
 from sophia.observe.spans import SpanStore, StoredSpan
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-FAKE_KEY = "sk-test-not-a-real-key-0123456789abcdef"
+#: shaped like an OpenAI project key (the scan's rules know that shape), and fake
+FAKE_KEY = "sk-proj-TESTONLY0a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9t"  # pragma: allowlist secret
 
 
 async def open_gateway(upstream: FakeUpstream, **overrides: Any) -> Gateway:
@@ -269,9 +270,9 @@ async def test_captured_content_is_redacted_even_in_third_party_spans(
     assert [name for name, _ in call.events] == ["gen_ai.content.prompt", "gen_ai.content.completion"]
     assert "[REDACTED]" in call.events[0][1]["gen_ai.prompt"]
     (third,) = [s for s in sent if s.name == "GET upstream"]
-    assert third.attributes["http.request.header.authorization"] == "[REDACTED]"
+    assert third.attributes["http.request.header.authorization"] == "Bearer [REDACTED]"
     local = next(s for spans in traces.values() for s in spans if s.name == "GET upstream")
-    assert local.attributes["http.request.header.authorization"] == "[REDACTED]"
+    assert local.attributes["http.request.header.authorization"] == "Bearer [REDACTED]"
 
 
 async def test_content_attributes_from_third_parties_are_dropped_when_capture_is_off(

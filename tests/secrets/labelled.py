@@ -68,6 +68,10 @@ def _openai(rng: random.Random) -> str:
 
 
 def _slack(rng: random.Random) -> str:
+    if rng.random() < 0.15:  # app-level token
+        return f"xapp-1-A{_s(rng, string.ascii_uppercase + string.digits, 10)}-{_s(rng, string.digits, 13)}-{_s(rng, HEX, 64)}"
+    if rng.random() < 0.1:  # configuration access token
+        return f"xoxe.xoxp-1-{_s(rng, ALNUM, 163)}"
     if rng.random() < 0.5:
         return f"xoxb-{_s(rng, string.digits, 12)}-{_s(rng, string.digits, 13)}-{_s(rng, ALNUM, 24)}"
     digits = string.digits
@@ -89,6 +93,49 @@ def _pem(rng: random.Random, label: str = "RSA PRIVATE KEY") -> str:
     return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----"
 
 
+def _b64(rng: random.Random, n_bytes: int, alphabet: str = "+/") -> str:
+    return base64.b64encode(rng.randbytes(n_bytes), altchars=alphabet.encode()).decode()
+
+
+def _gitlab(rng: random.Random) -> str:
+    kind = rng.choice(["glpat", "glpat", "routable", "gldt", "glrt", "glptt", "GR1348941"])
+    if kind == "glptt":  # pipeline trigger tokens: 40 hex
+        return "glptt-" + _s(rng, HEX, 40)
+    if kind == "GR1348941":  # runner registration tokens (deprecated, still in old CI files)
+        return kind + _s(rng, URLSAFE, 20)
+    if kind == "routable":  # GitLab 17.x: a base64 payload, a dot, two version and seven checksum characters
+        return f"glpat-{_s(rng, URLSAFE, rng.randrange(27, 60))}.01{_s(rng, string.ascii_lowercase + string.digits, 7)}"
+    return f"{kind}-{_s(rng, URLSAFE, 20)}"
+
+
+def _grafana(rng: random.Random) -> str:
+    kind = rng.choice(["glsa", "glc", "legacy"])
+    if kind == "glsa":
+        return f"glsa_{_s(rng, ALNUM, 32)}_{_s(rng, HEX, 8)}"
+    if kind == "glc":
+        payload = json.dumps({"o": str(rng.randrange(10**6)), "n": f"stack-{rng.randrange(10**5)}-hm-read",
+                              "k": _s(rng, ALNUM, 24), "m": {"r": "eu"}})  # fmt: skip
+        return "glc_" + base64.b64encode(payload.encode()).decode()
+    return "eyJrIjoi" + _s(rng, ALNUM, 76) + "=="
+
+
+def _sentry(rng: random.Random) -> str:
+    if rng.random() < 0.3:
+        return "sntryu_" + _s(rng, HEX, 64)
+    claims = {"iat": rng.randrange(1_700_000_000, 1_800_000_000) + rng.random(), "url": "https://sentry.io",
+              "region_url": "https://us.sentry.io", "org": f"acme-{rng.randrange(999)}"}  # fmt: skip
+    return "sntrys_" + base64.b64encode(json.dumps(claims).encode()).decode() + "_" + _b64(rng, 32)[:43]
+
+
+def _google_oauth(rng: random.Random) -> str:
+    kind = rng.choice(["client", "access", "refresh"])
+    if kind == "client":
+        return "GOCSPX-" + _s(rng, URLSAFE, 28)
+    if kind == "access":
+        return "ya29." + _s(rng, URLSAFE, rng.randrange(150, 220))
+    return "1//0" + _s(rng, URLSAFE, 99)
+
+
 def _password(rng: random.Random) -> str:
     chars = ALNUM + "!#%^*+-_~"
     while True:
@@ -102,10 +149,10 @@ def _password(rng: random.Random) -> str:
 #: secret) only appear bound to a name.
 MAKERS: dict[str, Callable[[random.Random], str]] = {
     "openai": _openai,
-    "anthropic": lambda r: f"sk-ant-{r.choice(['api03', 'admin01'])}-{_s(r, URLSAFE, 93)}AA",
+    "anthropic": lambda r: f"sk-ant-{r.choice(['api03', 'admin01', 'oat01'])}-{_s(r, URLSAFE, 93)}AA",
     "openrouter": lambda r: f"sk-or-v1-{_s(r, HEX, 64)}",
     "huggingface": lambda r: (
-        "hf_"
+        r.choice(["hf_", "hf_", "api_org_"])
         + _s(r, string.ascii_uppercase, 2)
         + _s(r, string.ascii_lowercase, 2)
         + _s(r, string.ascii_letters, 30)
@@ -118,7 +165,11 @@ MAKERS: dict[str, Callable[[random.Random], str]] = {
         f"https://hooks.slack.com/services/T{_s(r, string.ascii_uppercase + string.digits, 8)}"
         f"/B{_s(r, string.ascii_uppercase + string.digits, 10)}/{_s(r, ALNUM, 24)}"
     ),
-    "stripe": lambda r: f"{r.choice(['sk_live', 'rk_live', 'sk_test'])}_{_s(r, ALNUM, r.choice([24, 99]))}",
+    "stripe": lambda r: (
+        f"{r.choice(['sk_live', 'rk_live', 'sk_test', 'rk_test'])}_{_s(r, ALNUM, r.choice([24, 99]))}"
+        if r.random() < 0.8
+        else "whsec_" + _s(r, ALNUM, 32)
+    ),
     "google-api-key": lambda r: "AIza" + _s(r, URLSAFE, 35),
     "jwt": _jwt,
     "tavily": lambda r: "tvly-" + r.choice(["", "dev-"]) + _s(r, ALNUM, 32),
@@ -129,12 +180,63 @@ MAKERS: dict[str, Callable[[random.Random], str]] = {
     "cohere": lambda r: _s(r, ALNUM, 40),
     "deepseek": lambda r: "sk-" + _s(r, HEX, 32),
     "xai": lambda r: "xai-" + _s(r, ALNUM, 80),
-    "gitlab": lambda r: "glpat-" + _s(r, URLSAFE, 20),
+    "gitlab": _gitlab,
+    "grafana": _grafana,
+    "google-oauth": _google_oauth,
+    "perplexity": lambda r: "pplx-" + _s(r, ALNUM, 48),
+    "fireworks": lambda r: "fw_" + _s(r, string.ascii_uppercase, 2) + _s(r, ALNUM, 22),
+    "cerebras": lambda r: "csk-" + _s(r, string.ascii_lowercase + string.digits, 48),
+    "langsmith": lambda r: f"lsv2_{r.choice(['pt', 'sk'])}_{_s(r, HEX, 32)}_{_s(r, HEX, 10)}",
+    "langfuse": lambda r: f"sk-lf-{uuid.UUID(bytes=r.randbytes(16), version=4)}",
+    "sophia": lambda r: "sk-sophia-" + _b64(r, 32, "-_").rstrip("="),
+    "npm": lambda r: "npm_" + _s(r, ALNUM, 36),
+    "pypi": lambda r: "pypi-AgEIcHlwaS5vcmc" + _b64(r, r.randrange(60, 150), "-_").rstrip("="),
+    "docker": lambda r: "dckr_pat_" + _s(r, URLSAFE, 27),
+    "digitalocean": lambda r: f"{r.choice(['dop', 'doo'])}_v1_{_s(r, HEX, 64)}",
+    "databricks": lambda r: "dapi" + _s(r, HEX, 32) + r.choice(["", "", "-2"]),
+    "shopify": lambda r: f"{r.choice(['shpat', 'shpss', 'shpca'])}_{_s(r, HEX, 32)}",
+    "twilio": lambda r: r.choice(["SK", "AC"]) + _s(r, HEX, 32),
+    "sendgrid": lambda r: f"SG.{_s(r, URLSAFE, 22)}.{_s(r, URLSAFE, 43)}",
+    "mailgun": lambda r: "key-" + _s(r, HEX, 32),
+    "postman": lambda r: f"PMAK-{_s(r, HEX, 24)}-{_s(r, HEX, 34)}",
+    "linear": lambda r: "lin_api_" + _s(r, ALNUM, 40),
+    "notion": lambda r: (
+        "ntn_" + _s(r, string.digits, 11) + _s(r, ALNUM, 35)
+        if r.random() < 0.6
+        else ("secret_" + _s(r, ALNUM, 43))
+    ),
+    "sentry": _sentry,
+    "vault": lambda r: "hvs." + _s(r, URLSAFE, r.choice([24, 91])),
+    "terraform": lambda r: f"{_s(r, ALNUM, 14)}.atlasv1.{_s(r, URLSAFE, 67)}",
+    "supabase": lambda r: "sbp_" + _s(r, HEX, 40),
+    "doppler": lambda r: f"dp.{r.choice(['pt', 'st', 'sa'])}.{_s(r, ALNUM, 43)}",
+    "atlassian": lambda r: f"ATATT3xFfGF0{_s(r, URLSAFE, 171)}={_s(r, HEX.upper(), 8)}",
+    "telegram": lambda r: f"{r.randrange(10**8, 10**10)}:AA{_s(r, URLSAFE, 33)}",
+    "age-secret-key": lambda r: "AGE-SECRET-KEY-1" + _s(r, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58),
+    "elevenlabs": lambda r: "sk_" + _s(r, HEX, 48),
+    "pinecone": lambda r: f"pcsk_{_s(r, ALNUM, 5)}_{_s(r, ALNUM, 64)}",
+    "jina": lambda r: "jina_" + _s(r, HEX, 32) + _s(r, URLSAFE, 28),
+    "resend": lambda r: f"re_{_s(r, ALNUM, 8)}_{_s(r, ALNUM, 24)}",
+    "firecrawl": lambda r: "fc-" + _s(r, HEX, 32),
+    "e2b": lambda r: "e2b_" + _s(r, HEX, 40),
+    "browserbase": lambda r: "bb_live_" + _s(r, URLSAFE, 27),
+    "generic-sk": lambda r: f"sk-{r.choice(['helicone', 'portkey', 'lm', 'vk'])}-{_s(r, URLSAFE, 40)}",
+    "azure-storage": lambda r: _b64(r, 64),
+    "azure-sas": lambda r: urllib.parse.quote(_b64(r, 32), safe=""),
+    "azure-servicebus": lambda r: _b64(r, 32),
     "azure": lambda r: _s(r, HEX, 32),
     "password": _password,
     "aws-secret-access-key": lambda r: _s(r, ALNUM + "/+", 40),
 }
 NAMED_ONLY = frozenset({"mistral", "cohere", "azure", "password", "aws-secret-access-key"})
+#: kinds whose secret is one field of a longer value: (the value around it, with {k} where it goes)
+WRAPPED = {
+    "azure-storage": "DefaultEndpointsProtocol=https;AccountName=acme{n};AccountKey={k};EndpointSuffix=core.windows.net",
+    "azure-servicebus": "Endpoint=sb://acme{n}.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;"
+    "SharedAccessKey={k}",
+    "azure-sas": "https://acme{n}.blob.core.windows.net/exports/day.csv?sv=2022-11-02&ss=b&srt=co&sp=rl"
+    "&se=2026-12-31T00:00:00Z&spr=https&sig={k}",
+}
 ENV_NAMES = {
     "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "openrouter": "OPENROUTER_API_KEY",
     "huggingface": "HF_TOKEN", "github": "GITHUB_TOKEN", "pulumi": "PULUMI_ACCESS_TOKEN",
@@ -143,7 +245,19 @@ ENV_NAMES = {
     "tavily": "TAVILY_API_KEY", "groq": "GROQ_API_KEY", "together": "TOGETHER_API_KEY",
     "replicate": "REPLICATE_API_TOKEN", "mistral": "MISTRAL_API_KEY", "cohere": "COHERE_API_KEY",
     "deepseek": "DEEPSEEK_API_KEY", "xai": "XAI_API_KEY", "gitlab": "GITLAB_TOKEN", "azure": "AZURE_OPENAI_API_KEY",
-    "password": "DB_PASSWORD", "aws-secret-access-key": "AWS_SECRET_ACCESS_KEY",
+    "password": "DB_PASSWORD", "aws-secret-access-key": "AWS_SECRET_ACCESS_KEY", "grafana": "GRAFANA_TOKEN",
+    "google-oauth": "GOOGLE_CLIENT_SECRET", "perplexity": "PERPLEXITY_API_KEY", "fireworks": "FIREWORKS_API_KEY",
+    "cerebras": "CEREBRAS_API_KEY", "langsmith": "LANGSMITH_API_KEY", "langfuse": "LANGFUSE_SECRET_KEY",
+    "sophia": "SOPHIA_API_KEY", "npm": "NPM_TOKEN", "pypi": "PYPI_TOKEN", "docker": "DOCKERHUB_TOKEN",
+    "digitalocean": "DIGITALOCEAN_TOKEN", "databricks": "DATABRICKS_TOKEN", "shopify": "SHOPIFY_ACCESS_TOKEN",
+    "twilio": "TWILIO_API_KEY", "sendgrid": "SENDGRID_API_KEY", "mailgun": "MAILGUN_API_KEY",
+    "postman": "POSTMAN_API_KEY", "linear": "LINEAR_API_KEY", "notion": "NOTION_TOKEN", "sentry": "SENTRY_AUTH_TOKEN",
+    "vault": "VAULT_TOKEN", "terraform": "TF_TOKEN_app_terraform_io", "supabase": "SUPABASE_ACCESS_TOKEN",
+    "doppler": "DOPPLER_TOKEN", "atlassian": "JIRA_API_TOKEN", "telegram": "TELEGRAM_BOT_TOKEN",
+    "age-secret-key": "SOPS_AGE_KEY", "azure-storage": "AZURE_STORAGE_CONNECTION_STRING",
+    "azure-sas": "EXPORT_URL", "azure-servicebus": "SERVICEBUS_CONNECTION_STRING", "elevenlabs": "ELEVENLABS_API_KEY", "pinecone": "PINECONE_API_KEY",
+    "jina": "JINA_API_KEY", "resend": "RESEND_API_KEY", "firecrawl": "FIRECRAWL_API_KEY", "e2b": "E2B_API_KEY",
+    "browserbase": "BROWSERBASE_API_KEY", "generic-sk": "GATEWAY_API_KEY",
 }  # fmt: skip
 _HOSTS = ["api.example.com", "gateway.internal", "llm.acme.test", "10.0.3.7:8443"]
 _WORDS = [
@@ -162,9 +276,11 @@ _WORDS = [
 ]
 
 
-def _fill(template: str, key: str) -> tuple[str, int, int]:
+def _fill(template: str, key: str, inner: tuple[int, int] | None = None) -> tuple[str, int, int]:
+    """``template`` with ``key`` in it, and the span of the secret (``inner``: its place inside ``key``)."""
     start = template.index("{k}")
-    return template.replace("{k}", key, 1), start, start + len(key)
+    lo, hi = inner or (0, len(key))
+    return template.replace("{k}", key, 1), start + lo, start + hi
 
 
 def _templates(kind: str, rng: random.Random, context: str) -> list[str]:
@@ -246,7 +362,15 @@ def _positive(kind: str, rng: random.Random, context: str) -> Sample:
         ]
     if kind == "aws-access-key-id" and context == "url":
         templates = [t for t in templates if "user:{k}@" not in t]
-    text, start, end = _fill(rng.choice(templates), key)
+    inner = None
+    if kind in WRAPPED:  # the secret is one field of a connection string or a signed URL
+        around = WRAPPED[kind].replace("{n}", str(rng.randrange(100)))
+        inner = (around.index("{k}"), around.index("{k}") + len(key))
+        key = around.replace("{k}", key)
+        templates = [t for t in templates if "Bearer" not in t and "user:{k}@" not in t and "?" not in t] or [
+            "{k}"
+        ]
+    text, start, end = _fill(rng.choice(templates), key, inner)
     labels = [Label(kind, start, end)]
     if kind == "aws-access-key-id" and context in ("code", "config", "log"):
         secret = MAKERS["aws-secret-access-key"](rng)
@@ -332,6 +456,15 @@ def negatives(rng: random.Random, n: int) -> list[Sample]:
         ),
         lambda: f"SHA256 ({rng.choice(_WORDS)}.tar.gz) = {hashlib.sha256(rng.randbytes(8)).hexdigest()}",
         lambda: f"{uuid.UUID(bytes=rng.randbytes(16), version=4)}  {rng.choice(_WORDS)}",
+        # public by design, or shaped like a key but an identifier
+        lambda: f"STRIPE_PUBLISHABLE_KEY=pk_live_51{_s(rng, ALNUM, 97)}",
+        lambda: f'publishableKey: "pk_test_{_s(rng, ALNUM, 24)}"',
+        lambda: f"LANGFUSE_PUBLIC_KEY=pk-lf-{uuid.UUID(bytes=rng.randbytes(16), version=4)}",
+        lambda: "    def load(self, key: PKCS12PrivateKeyTypes | None) -> None:",
+        lambda: 'verify_token="eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."',
+        lambda: "- (id)hf_requiredCharacteristicTypesForDisplay;",
+        lambda: f"sk-learn-gaussian-process-regression-notebook-{rng.choice(_WORDS)}",
+        lambda: f"kv store key-value pairs: {rng.randrange(9999)} keys, secret_rotation_interval_days=30",
     ]
     return [Sample("negative", rng.choice(makers)()) for _ in range(n)]
 

@@ -34,7 +34,7 @@ def settings(ctx: typer.Context, config: str | None) -> Settings:
     root = ctx.find_root()
     path = config or (root.obj or {}).get("config")
     try:
-        return load_settings(path)
+        return load_settings(path, environment=(root.obj or {}).get("env"))
     except SophiaError as exc:
         fail(exc.message, code=2)
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from sophia import __version__
-from sophia.cli import cache, collect, data, ide, keys, mcp, models, observe, router, run, secrets, usage
+from sophia.cli import cache, collect, data, env, ide, keys, mcp, models, observe, router, run, secrets, usage
 from sophia.cli.common import ConfigOption
 
 app = typer.Typer(
@@ -36,12 +36,22 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: ConfigOption = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            "-e",
+            help="The active environment (default: $SOPHIA_ENV, else secrets.environment): its `sophia` "
+            "values become settings. See `sophia env`.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
     ] = False,
 ) -> None:
     """Sophia's command line. Every command takes --config too."""
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "env": env}
 
 
 app.command("run")(run.run)
@@ -58,6 +68,7 @@ app.add_typer(data.knowledge_app, name="knowledge")
 app.add_typer(collect.app, name="collect")
 app.add_typer(observe.app, name="observe")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(env.app, name="env")
 
 
 def main() -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from sophia.cli.common import ConfigOption, JsonOption, echo, fail, settings, table
 from sophia.errors import SophiaError
+
+if TYPE_CHECKING:
+    from sophia.container import Services
 
 app = typer.Typer(help="Serve Sophia's MCP servers (tools for IDE agents).", no_args_is_help=True)
 
@@ -44,7 +47,9 @@ def serve(
     if stdio and (port is not None or host is not None):
         fail("--stdio takes no --port or --host", code=2)
     from sophia.mcp.registry import get_registry
+    from sophia.serve import configure_logging
 
+    configure_logging(conf)  # on stderr, every known secret masked (stdout is the stdio transport's)
     try:
         group = get_registry().get(server)
     except SophiaError as exc:
@@ -55,20 +60,39 @@ def serve(
 
             run_async(serve_stdio(conf, group))
             return
+        # With an active environment the server owns a container and watches the environment, so a
+        # rotated key or database password reaches it without a restart (sophia.live).
+        from sophia.container import Services
         from sophia.mcp.http import http_server
 
-        http = http_server(conf, group, host=host, port=port)
+        services = Services(conf) if conf.environment is not None else None
+        http = http_server(conf, group, host=host, port=port, services=services)
         bind = host or conf.mcp.host
         typer.echo(
             f"Sophia MCP server '{group.name}' ({group.title}) on http://{bind}:{http.config.port}/mcp; "
             "Ctrl-C stops it.",
             err=True,
         )
-        http.run()
+        if services is None:
+            http.run()
+        else:
+            run_async(_serve_watching(http, services))
     except SophiaError as exc:
         fail(exc.message)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+async def _serve_watching(http: Any, services: Services) -> None:
+    from sophia.live import EnvironmentWatcher
+
+    watch = asyncio.ensure_future(EnvironmentWatcher(services).run())
+    try:
+        await http.serve()
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        await services.close()
 
 
 @app.command("list")

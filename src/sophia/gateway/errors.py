@@ -21,6 +21,7 @@ from sophia.errors import (
     RequestError,
     SophiaError,
 )
+from sophia.secrets.mask import mask_credentials
 
 #: class -> (HTTP status, OpenAI error type); the most specific class in the MRO wins
 _TABLE: dict[type[SophiaError], tuple[int, str]] = {
@@ -60,11 +61,13 @@ def status_and_type(exc: SophiaError) -> tuple[int, str]:
 
 
 def error_body(exc: SophiaError) -> tuple[int, bytes]:
-    """(status, OpenAI-format JSON body) for an error; the message is Sophia's own, never a traceback."""
+    """(status, OpenAI-format JSON body) for an error; the message is Sophia's own, never a traceback,
+    and masked (an upstream's message may echo a key, an exception's may carry a known secret)."""
     status, kind = status_and_type(exc)
     param = getattr(exc, "param", None)
+    message = mask_credentials(exc.message)
     return status, orjson.dumps(
-        {"error": {"message": exc.message, "type": kind, "param": param, "code": exc.code}}
+        {"error": {"message": message, "type": kind, "param": param, "code": exc.code}}
     )
 
 

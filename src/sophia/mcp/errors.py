@@ -7,8 +7,6 @@ a secret (credential-shaped strings are masked even in our own messages).
 
 from __future__ import annotations
 
-import re
-
 from pydantic import ValidationError
 
 from sophia.errors import (
@@ -23,8 +21,7 @@ from sophia.errors import (
     SophiaError,
     StorageError,
 )
-
-_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{6})[A-Za-z0-9_\-]+|(Bearer\s+)\S+", re.IGNORECASE)
+from sophia.secrets.mask import mask_credentials
 
 #: class -> (ledger status, what to do next); the most specific class in the MRO wins
 _TABLE: dict[type[SophiaError], tuple[int, str]] = {
@@ -44,8 +41,8 @@ _CODE_HINTS = {"confirmation_required": "", "not_confirmed": ""}
 
 
 def redact(text: str) -> str:
-    """Mask API keys and bearer tokens in a message."""
-    return _SECRET.sub(lambda m: (m.group(1) + "…") if m.group(1) else (m.group(2) + "…"), text)
+    """A message with every known secret value (in any encoding) and credential-shaped string masked."""
+    return mask_credentials(text)
 
 
 def describe(exc: SophiaError) -> tuple[int, str]:

@@ -26,6 +26,7 @@ from sophia.errors import AuthenticationError, SophiaError
 from sophia.mcp.context import NeedsInput, ToolContext, missing_key
 from sophia.mcp.errors import describe, invalid_arguments, redact
 from sophia.observe.context import CallTrace
+from sophia.secrets.mask import mask_credentials, mask_tree
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -59,7 +60,7 @@ def _wire_tool(tool: Tool) -> types.Tool:
 
 
 def _error(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+    return types.CallToolResult(content=[types.TextContent(text=mask_credentials(message))], is_error=True)
 
 
 class Handlers:
@@ -163,12 +164,15 @@ class Handlers:
                 "the Sophia server log has the details. Try again or report it."
             )
         await self._record(ctx, ts, t0, "ok", None, 200)
-        content: list[types.TextContent | types.ImageContent] = [types.TextContent(text=output.render())]
+        # What a tool returns may quote a secret (a model's answer, a fetched page, a row): masked here,
+        # where every result leaves. Images are left whole (masking would only break them).
+        text = mask_credentials(output.render())
+        content: list[types.TextContent | types.ImageContent] = [types.TextContent(text=text)]
         content += [
             types.ImageContent(data=base64.b64encode(data).decode(), mime_type=mime)
             for mime, data in output.images()
         ]
-        return types.CallToolResult(content=content, structured_content=output.structured())
+        return types.CallToolResult(content=content, structured_content=mask_tree(output.structured()))
 
     async def _run(self, tool: Tool, ctx: ToolContext, args: Any) -> Any:
         # A quick call costs one timer; only a call still running after HEARTBEAT gets a heartbeat task.
@@ -282,6 +286,7 @@ class Handlers:
         except Exception:
             log.exception("MCP resource %s failed", resource.uri)
             raise MCPError(code=types.INTERNAL_ERROR, message=redact("reading the resource failed")) from None
+        text = mask_credentials(text)
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=resource.uri, text=text, mime_type=resource.mime_type)]
         )

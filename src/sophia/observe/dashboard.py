@@ -42,6 +42,7 @@ from sophia.observe.dashboard_render import Renderer, embeddable
 from sophia.observe.signals import DriftReport, ledger_drift
 from sophia.observe.uptime import Uptime
 from sophia.providers.catalog import Catalog
+from sophia.secrets.mask import mask_credentials, mask_tree
 from sophia.settings import Settings
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ class Dashboard:
             svgs = await self.renderer.render([c.spec for c in charts])
             rendered = time.perf_counter()
             page = pages.page(data, charts, [embeddable(svg, f"c{i}") for i, (svg, _) in enumerate(svgs)])
+            page = mask_credentials(page)  # a team, a model, an alert or an error may quote a secret
             timings = {"data": (got - started) * 1000, "render": (rendered - got) * 1000}
             timings.update({c.id: ms for c, (_, ms) in zip(charts, svgs, strict=True)})
             timings["total"] = (time.perf_counter() - started) * 1000
@@ -201,7 +203,7 @@ class Dashboard:
         )
         ordered = pages.tree_order(spans)
         [(svg, _)] = await self.renderer.render([trace_chart(ordered)])
-        return pages.trace_page(trace_id, ordered, embeddable(svg, "t"), booked)
+        return mask_credentials(pages.trace_page(trace_id, ordered, embeddable(svg, "t"), booked))
 
     async def close(self) -> None:
         """Stop the chart renderer's worker process, if it runs."""
@@ -233,7 +235,7 @@ def build_dashboard(gateway: GatewayView, error_body: ErrorBody, **options: Any)
         return HTMLResponse(page, headers={**HEADERS, "server-timing": timing})
 
     async def data(request: Request) -> Response:
-        body = orjson.dumps(await board.figures(_window(request)))
+        body = orjson.dumps(mask_tree(await board.figures(_window(request))))
         return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
     async def trace(request: Request) -> Response:
@@ -325,7 +327,8 @@ def _window(request: Request) -> str:
 def _refuse(
     board: Dashboard, request: Request, exc: SophiaError, *, page: bool, status: int | None = None
 ) -> Response:
-    code, body = board.error_body(exc)
+    code, body = board.error_body(exc)  # masked there
+    message = mask_credentials(exc.message)
     if exc.code == "not_found":
         code = 404
     code = status or code
@@ -334,11 +337,11 @@ def _refuse(
     if code == 401:
         first = exc.code == "missing_api_key" and request.method == "GET"  # a first visit: no error
         response: Response = HTMLResponse(
-            pages.login_page(exc.message, first=first), status_code=401, headers=HEADERS
+            pages.login_page(message, first=first), status_code=401, headers=HEADERS
         )
         if request.cookies.get(COOKIE):
             response.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
         return response
     if code == 403:
-        return HTMLResponse(pages.login_page(exc.message, signed_in=True), status_code=403, headers=HEADERS)
-    return HTMLResponse(pages.message_page(code, exc.message), status_code=code, headers=HEADERS)
+        return HTMLResponse(pages.login_page(message, signed_in=True), status_code=403, headers=HEADERS)
+    return HTMLResponse(pages.message_page(code, message), status_code=code, headers=HEADERS)

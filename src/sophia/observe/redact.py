@@ -1,10 +1,13 @@
-"""Secrets out of telemetry: masks credential-shaped text, and strips content where content is off.
+"""Secrets out of telemetry: known and credential-shaped values masked, content stripped where it is off.
 
-``Redactor.text`` masks what looks like a credential (provider API keys, bearer tokens, JWTs, cloud
-access keys, private-key blocks, ``password=…`` pairs, URLs with a password) plus any exact secret
-value Sophia was configured with (provider keys, webhook URLs). ``Redactor.span`` applies it to a
-finished span's attributes and events, and drops prompt/answer attributes entirely unless content
-capture is on, whoever emitted the span (Sophia or third-party instrumentation in the process).
+``Redactor.text`` masks every secret value the environment knows (``sophia.secrets.mask.KNOWN``,
+in all its encoded forms), the exact secret values Sophia was configured with (provider keys,
+webhook URLs), what looks like a credential (``sophia.secrets.scan.credential_spans``, the one rule
+table: provider API keys, bearer tokens, JWTs, cloud access keys, private-key blocks,
+``password=…`` pairs, URLs with a password) and the patterns of ``observe.redact_patterns``.
+``Redactor.span`` applies it to a finished span's attributes and events, and drops prompt/answer
+attributes entirely unless content capture is on, whoever emitted the span (Sophia or third-party
+instrumentation in the process).
 """
 
 from __future__ import annotations
@@ -18,23 +21,12 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from sophia.observe.spanbuild import SpanData
+from sophia.secrets.mask import KNOWN, MASK, Masker, mask_credentials
 
-MASK = "[REDACTED]"
+__all__ = ["CONTENT_PREFIXES", "MASK", "TRUSTED", "RedactingExporter", "Redactor"]
+
 _DROP = object()
-_PATTERNS = (
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
-    r"\b(?:sk|pk|rk)-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic, OpenRouter, Sophia keys
-    r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}",
-    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
-    r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",  # AWS access key ids
-    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API keys
-    r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face
-    r"\btvly-[A-Za-z0-9_\-]{16,}",  # Tavily
-    r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWTs
-    r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=\-]{12,}",
-    r"(?i)(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",  # user:password@ in URLs
-    r"(?i)\b(?:api[_-]?key|secret|password|passwd|token|access[_-]?key)\b\"?\s*[:=]\s*\"?[^\s\"',;&]{6,}",
-)
+#: a match of an ``observe.redact_patterns`` pattern that starts with a secret's name keeps the name
 _PAIR = re.compile(r"(?i)^((?:api[_-]?key|secret|password|passwd|token|access[_-]?key)\"?\s*[:=]\s*\"?)")
 #: attributes that hold prompts or answers, in both conventions (dropped unless content capture is on)
 CONTENT_PREFIXES = (
@@ -71,26 +63,48 @@ _MEMO_LONGEST = 512
 
 
 class Redactor:
+    """``secrets``: exact values of its own (the settings' SecretStr values; in the export process, a
+    snapshot of the server's); ``known``: the live set of the environment's secrets (``KNOWN``), read
+    at every call so that a reload reaches spans at once."""
+
     def __init__(
-        self, *, capture_content: bool, secrets: Iterable[str] = (), patterns: Sequence[str] = ()
+        self,
+        *,
+        capture_content: bool,
+        secrets: Iterable[str] = (),
+        patterns: Sequence[str] = (),
+        known: Masker = KNOWN,
     ) -> None:
         self.capture_content = capture_content
-        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 6}))
+        self.own = Masker(secrets)
+        self.known = known
         self.patterns = tuple(patterns)
-        exact = sorted(self.secrets, key=len, reverse=True)
-        parts = [re.escape(s) for s in exact] + list(_PATTERNS) + list(patterns)
         self._memo: dict[str, str] = {}
-        self._pattern = re.compile(
-            "|".join(f"(?i:{p[4:]})" if p.startswith("(?i)") else f"(?:{p})" for p in parts)
+        self._memo_version = known.version
+        self._pattern = (
+            re.compile("|".join(f"(?i:{p[4:]})" if p.startswith("(?i)") else f"(?:{p})" for p in patterns))
+            if patterns
+            else None
         )
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every exact value masked now, its own and the environment's (the export process gets these)."""
+        return tuple(sorted({*self.own.values, *self.known.values}))
+
     def text(self, value: str) -> str:
-        return self._pattern.sub(_mask, value) if value else value
+        if not value:
+            return value
+        value = mask_credentials(self.own.mask(value), self.known)
+        return self._pattern.sub(_mask, value) if self._pattern is not None else value
 
     def _text(self, value: str) -> str:
         """``text``, remembered for short values (models, routes, teams repeat on every span)."""
         if len(value) > _MEMO_LONGEST:
             return self.text(value)
+        if self._memo_version != self.known.version:  # the environment's secrets changed
+            self._memo.clear()
+            self._memo_version = self.known.version
         clean = self._memo.get(value)
         if clean is None:
             if len(self._memo) >= _MEMO_MAX:

@@ -26,13 +26,12 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from pydantic import BaseModel, SecretStr
 
 from sophia.accounts.ledger import UsageRecord
 from sophia.errors import StorageError
@@ -41,6 +40,7 @@ from sophia.observe.otlp import GrpcSender, HttpSender, Sender
 from sophia.observe.redact import RedactingExporter, Redactor
 from sophia.observe.spanbuild import SpanBuilder, default_resource, latest_genai_conventions
 from sophia.observe.spans import LocalSpanExporter, SpanStore
+from sophia.secrets.mask import known_from_settings
 
 if TYPE_CHECKING:
     from sophia.settings import Settings
@@ -50,21 +50,6 @@ log = logging.getLogger(__name__)
 #: record batches waiting for the export thread before new ones are dropped (a collector that is down)
 MAX_BACKLOG = 64
 EXPORT_BATCH = 512
-
-
-def configured_secrets(model: Any) -> Iterator[str]:
-    """Every secret value in a settings tree (provider keys, webhook URLs, OTLP headers ...)."""
-    if isinstance(model, SecretStr):
-        yield model.get_secret_value()
-    elif isinstance(model, BaseModel):
-        for name in type(model).model_fields:
-            yield from configured_secrets(getattr(model, name))
-    elif isinstance(model, dict):
-        for value in model.values():
-            yield from configured_secrets(value)
-    elif isinstance(model, list | tuple):
-        for value in model:
-            yield from configured_secrets(value)
 
 
 def otlp_target(endpoint: str | None, protocol: str) -> tuple[str, str] | None:
@@ -195,7 +180,7 @@ class Tracer:
         headers = {name: value.get_secret_value() for name, value in observe.otlp_headers.items()}
         redactor = Redactor(
             capture_content=observe.capture_content,
-            secrets=configured_secrets(settings),
+            secrets=known_from_settings(settings),
             patterns=observe.redact_patterns,
         )
         endpoint, protocol = observe.otlp_endpoint, observe.otlp_protocol

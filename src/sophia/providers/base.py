@@ -158,6 +158,11 @@ class Adapter(ABC):
     async def start(self, client: HTTPClient) -> None:  # noqa: B027 - optional hook
         """Called once on the serving loop with the shared HTTP client."""
 
+    def rekey(self, config: ProviderSettings) -> None:
+        """Take ``config``'s credentials and headers from the next call on (a rotated key: calls in
+        flight finish with the old one). HTTP adapters rebuild their prepared targets."""
+        self.config = config
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what ``start`` acquired."""
 

@@ -385,6 +385,19 @@ class _Evaluator:
                 return unknown(secret=True)
         return Value("", secret=True)
 
+    def _literal(self, env: _Env, raw: Any, path: str) -> Value:
+        """A literal (a rotator's state) as a Value: ``fn::secret`` leaves (plaintext or ciphertext, as
+        a store writes rotated credentials back) become secret values."""
+        if isinstance(raw, dict) and len(raw) == 1 and "fn::secret" in raw:
+            return self.secret(
+                env, Builtin(path, "", name="fn::secret", arg_path=path, raw=raw["fn::secret"])
+            )
+        if isinstance(raw, dict):
+            return Value({k: self._literal(env, v, key_path(path, k)) for k, v in raw.items()})
+        if isinstance(raw, list):
+            return Value([self._literal(env, v, key_path(path, i)) for i, v in enumerate(raw)])
+        return Value(raw)
+
     def rotate(self, env: _Env, x: Builtin) -> Value:
         rotator = self.rotators.get(x.name[len("fn::rotate::") :])
         if rotator is None:
@@ -392,6 +405,9 @@ class _Evaluator:
             return unknown()
         raw_state = x.raw.get("state") if isinstance(x.raw, dict) else None
         state_path = key_path(x.arg_path, "state")
+        literal_state = self._literal(env, raw_state, state_path) if raw_state is not None else None
+        if literal_state is not None:
+            raw_state = literal_state.reveal()
         ok = True
         if rotator.state is not None:  # as ESC does, a missing state (null) is always accepted
             schema = {"oneOf": [dict(rotator.state), {"type": "null"}]}
@@ -406,7 +422,7 @@ class _Evaluator:
                 ok = False
         if not ok or blocking_unknown(inputs):
             return unknown()
-        state = from_plain(raw_state if raw_state is not None else {})
+        state = literal_state if literal_state is not None else from_plain({})
         if not (self.rotating and len(env.stack) == 1 and self._selected(x)):
             return state
         try:

@@ -319,11 +319,11 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
     return f"yaml: {exc}"
 
 
-class _Yaml12Loader(yaml.SafeLoader):
+class Yaml12Loader(yaml.SafeLoader):
     """YAML 1.2 scalars, as ESC's Go parser reads them: ``yes``/``on`` and dates stay strings."""
 
 
-_Yaml12Loader.yaml_implicit_resolvers = {
+Yaml12Loader.yaml_implicit_resolvers = {
     first: [
         (tag, regexp)
         for tag, regexp in resolvers
@@ -331,10 +331,10 @@ _Yaml12Loader.yaml_implicit_resolvers = {
     ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Yaml12Loader.add_implicit_resolver(
+Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-_Yaml12Loader.add_implicit_resolver(
+Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
         r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
@@ -347,7 +347,7 @@ def parse_definition(text: str | bytes) -> Definition:
     """Parse one environment definition; never raises on bad input."""
     b = _Builder()
     try:
-        doc = yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass: no arbitrary objects
+        doc = yaml.load(text, Loader=Yaml12Loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         return Definition([], None, True, [Diag(_yaml_error(exc), "")])
     if doc is None:

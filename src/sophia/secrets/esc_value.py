@@ -169,3 +169,25 @@ def go_base64_decode(text: str) -> bytes:
     if len(stripped) % 4 or len(stripped) - len(body) > 2 or len(body) % 4 == 1:
         raise ValueError(f"illegal base64 data at input byte {len(body) - len(body) % 4}")
     return base64.b64decode(stripped)
+
+
+def secret_texts(v: Value) -> list[str]:
+    """The text of every secret leaf of ``v`` (a leaf under a secret is secret too), each once, in order:
+    what a caller masks in its outputs."""
+    out: dict[str, None] = {}
+
+    def walk(x: Value, under: bool) -> None:
+        secret = under or x.secret
+        if x.unknown:
+            return
+        if isinstance(x.v, list):
+            for i in x.v:
+                walk(i, secret)
+        elif isinstance(x.v, dict):
+            for i in x.v.values():
+                walk(i, secret)
+        elif secret and x.v is not None and (text := to_string(x)):
+            out[text] = None
+
+    walk(v, False)
+    return list(out)

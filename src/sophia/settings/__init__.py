@@ -1,6 +1,11 @@
-"""Typed settings: one object, loaded from defaults < ``sophia.yaml`` < ``SOPHIA_*`` environment < arguments.
+"""Typed settings: one object, loaded from defaults < ``sophia.yaml`` < the active environment's
+``sophia`` values < ``SOPHIA_*`` environment variables < arguments.
 
 The YAML file is the one named by ``--config`` / ``SOPHIA_CONFIG``, else ``./sophia.yaml`` when present.
+The active environment (``--env``, ``$SOPHIA_ENV`` or ``secrets.environment``) is a Pulumi ESC
+environment from the secrets backend (``sophia.settings.environment``); its ``sophia`` subtree has
+the shape of ``sophia.yaml``, so a production environment importing a shared base holds the
+services' settings and credentials in one place, and environment variables still override it.
 Nested fields use ``__`` in the environment: ``SOPHIA_GATEWAY__PORT=9000``,
 ``SOPHIA_PROVIDERS__OPENAI__API_KEY=...``. See docs/configuration.md for the complete format.
 
@@ -39,10 +44,12 @@ from sophia.settings.knowledge import KnowledgeSettings
 from sophia.settings.mcp import McpSettings
 from sophia.settings.observe import ObserveSettings
 from sophia.settings.router import RouterSettings
+from sophia.settings.secrets import SecretsSettings
 from sophia.settings.warehouse import WarehouseSettings
 
 __all__ = [
     "CONFIG_ENV",
+    "ENVIRONMENT_ENV",
     "HOME_ENV",
     "AliasSettings",
     "CacheSettings",
@@ -58,15 +65,18 @@ __all__ = [
     "ReliabilitySettings",
     "RouterSettings",
     "SaaSService",
+    "SecretsSettings",
     "Settings",
     "StorageSettings",
     "Strategy",
     "WarehouseSettings",
     "config_path",
     "load_settings",
+    "reload_settings",
 ]
 
 CONFIG_ENV = "SOPHIA_CONFIG"
+ENVIRONMENT_ENV = "SOPHIA_ENV"
 HOME_ENV = "SOPHIA_HOME"
 
 
@@ -92,6 +102,20 @@ class _YamlSource(PydanticBaseSettingsSource):
         if not isinstance(data, dict):
             raise ConfigError(f"config file {self.path} must hold a mapping at the top level")
         return data
+
+
+class _EnvironmentSource(PydanticBaseSettingsSource):
+    """The active environment's ``sophia`` values (evaluated before the settings are built)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any] | None) -> None:
+        super().__init__(settings_cls)
+        self.values = values or {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        raise NotImplementedError("values come from __call__")
+
+    def __call__(self) -> dict[str, Any]:
+        return self.values
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -126,6 +150,7 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     collect: CollectSettings = Field(default_factory=CollectSettings)
     observe: ObserveSettings = Field(default_factory=ObserveSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     aliases: dict[str, AliasSettings] = Field(default_factory=default_aliases)
@@ -139,6 +164,10 @@ class Settings(BaseSettings):
         return value
 
     _config_file: Path | None = None
+    #: the active environment this was built from: (name, revision), else None
+    _environment: tuple[str, int] | None = None
+    #: load_settings' arguments, so the settings can be built again when the environment changes
+    _load_args: tuple[Path | None, str | None, dict[str, Any]] | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -149,7 +178,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _YamlSource(settings_cls, _CURRENT_CONFIG.get("path"))
+        return (
+            init_settings,
+            env_settings,
+            _EnvironmentSource(settings_cls, _CURRENT_ENVIRONMENT.get("values")),
+            _YamlSource(settings_cls, _CURRENT_CONFIG.get("path")),
+        )
 
     @cached_property
     def data_dir(self) -> Path:
@@ -167,20 +201,73 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         return self.storage.database_url or f"sqlite:///{self.data_dir / 'sophia.db'}"
 
+    @property
+    def environment(self) -> tuple[str, int] | None:
+        """(name, revision) of the active environment these settings came from; None without one."""
+        return self._environment
+
 
 _CURRENT_CONFIG: dict[str, Path | None] = {}
+_CURRENT_ENVIRONMENT: dict[str, dict[str, Any] | None] = {}
 
 
-def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Build the settings from the config file, the environment and ``overrides``; raise ConfigError."""
-    _CURRENT_CONFIG["path"] = config_path(config)
+def load_settings(
+    config: str | os.PathLike[str] | None = None,
+    *,
+    environment: str | None = None,
+    use_environment: bool = True,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from the config file, the active environment, the process environment and
+    ``overrides``; raise ConfigError (an environment that fails to evaluate names file, path, reason).
+
+    ``environment`` names the active environment; else ``$SOPHIA_ENV``, else ``secrets.environment``.
+    ``use_environment=False`` reads none (what ``sophia env`` needs to repair a broken one).
+    """
+    path = config_path(config)
+    settings = _build(path, None, overrides)
+    name = environment or os.environ.get(ENVIRONMENT_ENV) or settings.secrets.environment
+    if name and use_environment:
+        from sophia.settings.environment import open_active
+
+        opened = open_active(settings, name)
+        try:
+            settings = _build(path, opened.values_for_settings, overrides)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"environment {name!r} (or sophia.yaml, or SOPHIA_* variables): {exc.message}"
+            ) from None
+        settings._environment = (name, opened.revision)
+        known = opened.secrets
+    else:
+        known = []
+    settings._load_args = (path, name if use_environment else None, dict(overrides))
+    from sophia.secrets.mask import KNOWN, known_from_settings
+
+    KNOWN.replace([*known, *known_from_settings(settings)])
+    return settings
+
+
+def reload_settings(settings: Settings) -> Settings:
+    """The settings built again as ``settings`` were (same file, environment, overrides): what a
+    watcher calls when the active environment changed."""
+    if settings._load_args is None:
+        return load_settings()
+    path, environment, overrides = settings._load_args
+    return load_settings(path, environment=environment, use_environment=environment is not None, **overrides)
+
+
+def _build(path: Path | None, values: dict[str, Any] | None, overrides: dict[str, Any]) -> Settings:
+    _CURRENT_CONFIG["path"] = path
+    _CURRENT_ENVIRONMENT["values"] = values
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     finally:
-        source = _CURRENT_CONFIG.pop("path", None)
-    settings._config_file = source
+        _CURRENT_CONFIG.pop("path", None)
+        _CURRENT_ENVIRONMENT.pop("values", None)
+    settings._config_file = path
     return settings
 
 

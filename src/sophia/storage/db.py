@@ -21,6 +21,7 @@ import os
 import re
 import sqlite3
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -349,8 +350,10 @@ class PostgresDatabase(Database):
 
         self._pool = pool
         self.where = where
+        self.url = ""  # the URL it was opened with (or last given new credentials by)
         self._closed = False
         self._errors = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+        _OPEN_POOLS.add(self)
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 4) -> PostgresDatabase:
@@ -362,7 +365,21 @@ class PostgresDatabase(Database):
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError) as exc:
             # `from None`: the driver's own exception may quote the DSN, password included.
             raise StorageError(f"cannot connect to PostgreSQL at {where}: {_describe(exc, url)}") from None
-        return cls(pool, where)
+        db = cls(pool, where)
+        db.url = url
+        return db
+
+    async def use_credentials(self, url: str) -> None:
+        """Connect with ``url`` (new user or password, same server) from now on, without a failed call.
+
+        Connections in use finish their work on the old credentials (PostgreSQL keeps an
+        authenticated session whatever happens to its password); idle ones are closed and every new
+        connection authenticates with ``url``. Two-secret rotation keeps the old credentials valid
+        until this has run everywhere.
+        """
+        self._pool.set_connect_args(dsn=url.replace("postgresql+asyncpg:", "postgresql:", 1))
+        self.url = url
+        await self._pool.expire_connections()
 
     async def _call(self, what: str, sql: str, work: Callable[[Any], Any]) -> Any:
         if self._closed:
@@ -477,3 +494,18 @@ def _describe(exc: BaseException, url: str) -> str:
     except ValueError:
         password = None
     return text.replace(password, "***") if password else text
+
+
+_OPEN_POOLS: weakref.WeakSet[PostgresDatabase] = weakref.WeakSet()
+
+
+async def rotate_credentials(old_url: str, new_url: str) -> int:
+    """Give every open PostgreSQL database of this process that was opened with ``old_url`` the new
+    credentials of ``new_url``; returns how many. The services of a process share their settings'
+    database URL, so a rotated ledger password reaches the key store, the ledger and the cache at once."""
+    moved = 0
+    for db in list(_OPEN_POOLS):
+        if not db._closed and db.url == old_url:
+            await db.use_credentials(new_url)
+            moved += 1
+    return moved

@@ -359,11 +359,16 @@ class AnthropicAdapter(Adapter):
         base = (config.base_url or vendor.base_url or "").rstrip("/")
         if not base:
             raise ConfigError(f"provider {vendor.name!r} needs providers.{vendor.name}.base_url")
+        self.base = base
         self.messages_url = f"{base}/messages"
-        self.headers = request_headers(vendor, config)
-        self.messages_target = HTTPClient.target(self.messages_url, self.headers)
-        self.listing_target = listing_target(base, self.headers)
         self._client: HTTPClient | None = None
+        self.rekey(config)
+
+    def rekey(self, config: ProviderSettings) -> None:
+        super().rekey(config)
+        self.headers = request_headers(self.vendor, config)
+        self.messages_target = HTTPClient.target(self.messages_url, self.headers)
+        self.listing_target = listing_target(self.base, self.headers)
 
     async def start(self, client: HTTPClient) -> None:
         self._client = client

@@ -54,13 +54,18 @@ class OpenAICompatAdapter(Adapter):
             from sophia.errors import ConfigError
 
             raise ConfigError(f"provider {vendor.name!r} needs providers.{vendor.name}.base_url")
+        self.base = base
         self.chat_url = f"{base}/chat/completions"
         self.embeddings_url = f"{base}/embeddings"
-        self.headers = request_headers(vendor, config)
+        self._client: HTTPClient | None = None
+        self.rekey(config)
+
+    def rekey(self, config: ProviderSettings) -> None:
+        super().rekey(config)
+        self.headers = request_headers(self.vendor, config)
         self.chat_target = HTTPClient.target(self.chat_url, self.headers)
         self.embeddings_target = HTTPClient.target(self.embeddings_url, self.headers)
-        self.listing_target = listing_target(base, self.headers)
-        self._client: HTTPClient | None = None
+        self.listing_target = listing_target(self.base, self.headers)
 
     async def start(self, client: HTTPClient) -> None:
         self._client = client
