@@ -26,6 +26,7 @@ from sophia.secrets.store import LocalStore
 from sophia.settings import load_settings, reload_settings
 
 PROVIDER_KEY = "fake-openai-key-from-the-base-77"  # pragma: allowlist secret
+VAULT_KEY = "fake-openai-key-kept-in-vault-88"  # pragma: allowlist secret
 
 
 @pytest.fixture
@@ -189,3 +190,44 @@ def test_diff_shows_changed_secrets_without_their_values() -> None:
     assert set(by_path) == {"x", "k", "only_a", "only_b[0]"}
     assert by_path["k"].before == by_path["k"].after == "[secret]"
     assert by_path["only_a"].kind == "removed" and by_path["only_b[0]"].kind == "added"
+
+
+def test_a_provider_key_read_from_vault_becomes_the_settings_and_is_masked(tmp_path: Path) -> None:
+    """fn::open::vault-login + vault-secrets through the configured store (open_backend wires the
+    providers), into the settings; the value read is a known secret."""
+    from fakes.vault import FakeVault
+    from sophia.settings.environment import open_backend
+
+    with FakeVault() as vault:
+        vault.enable_kv("secret", version=2)
+        vault.write("secret/openai", {"api_key": VAULT_KEY})
+        vault.set_policy("creator", {"auth/token/create": ["update"]})
+        vault.set_policy("kv-read", {"secret/data/*": ["read"]})
+        parent = vault.create_token(["creator", "kv-read"])
+        bootstrap = load_settings(use_environment=False, **conf(tmp_path))
+        key = generate()
+        write_key_file(tmp_path / "secrets.key", key)
+        backend = open_backend(bootstrap)
+        backend.put(
+            "vaulted",
+            f"""
+values:
+  vault:
+    login:
+      fn::open::vault-login:
+        address: {vault.url}
+        token: {{token: {{fn::secret: {parent}}}, policies: [kv-read]}}
+    secrets:
+      fn::open::vault-secrets:
+        login: ${{vault.login}}
+        read:
+          openai: {{path: secret/data/openai, field: data}}
+  sophia:
+    providers:
+      openai: {{api_key: "${{vault.secrets.openai.api_key}}"}}
+""",
+        )
+        s = load_settings(environment="vaulted", **conf(tmp_path))
+    api_key = s.providers["openai"].api_key
+    assert api_key is not None and api_key.get_secret_value() == VAULT_KEY
+    assert KNOWN.leaks(f"echo {VAULT_KEY}") and KNOWN.mask(f"k={VAULT_KEY}") == "k=[REDACTED]"

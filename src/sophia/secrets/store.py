@@ -291,17 +291,24 @@ class _Reading:
 class LocalStore(Backend):
     """ESC environments as tamper-evident files under ``root``, sealed with ``key``.
 
-    ``rotators`` are the ``fn::rotate::<name>`` implementations that ``open(..., rotate=...)`` runs.
+    ``rotators`` are the ``fn::rotate::<name>`` implementations that ``open(..., rotate=...)`` runs;
+    ``providers`` the ``fn::open::<name>`` ones (``sophia.secrets.providers``: Vault).
     """
 
     kind = "local"
 
     def __init__(
-        self, root: Path, key: MasterKey, *, rotators: Mapping[str, esc.Rotator] | None = None
+        self,
+        root: Path,
+        key: MasterKey,
+        *,
+        rotators: Mapping[str, esc.Rotator] | None = None,
+        providers: Mapping[str, esc.Provider] | None = None,
     ) -> None:
         self.root = Path(root)
         self.key = key
         self.rotators: dict[str, esc.Rotator] = dict(rotators or {})
+        self.providers: dict[str, esc.Provider] = dict(providers or {})
 
     # --- files and locks ----------------------------------------------------------------------
 
@@ -491,6 +498,7 @@ class LocalStore(Backend):
             name,
             reading.load,
             decrypt=reading.decrypt,
+            providers=self.providers,
             rotators={k: capturing(r) for k, r in self.rotators.items()},
             rotate=rotate,
         )

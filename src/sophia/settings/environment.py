@@ -67,6 +67,7 @@ def open_backend(settings: Settings, *, create_key: bool = False) -> Backend:
             conf.pulumi_org, conf.pulumi_project, access_token=token, api_url=conf.pulumi_api_url
         )
     from sophia.secrets import keys
+    from sophia.secrets.providers import builtin_providers
     from sophia.secrets.rotators import builtin_rotators
     from sophia.secrets.store import LocalStore
 
@@ -82,7 +83,7 @@ def open_backend(settings: Settings, *, create_key: bool = False) -> Backend:
         key = keys.init_key(
             folder, source=conf.key_source, store_id=str(store), recipients=conf.age_recipients
         )
-    return LocalStore(store, key, rotators=builtin_rotators())
+    return LocalStore(store, key, rotators=builtin_rotators(), providers=builtin_providers())
 
 
 def open_active(settings: Settings, name: str) -> Active:
