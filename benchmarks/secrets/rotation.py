@@ -8,8 +8,8 @@ call made with a revoked key fails); the real server in its own process, its set
 pause. Every ``--every`` seconds one rotation, alternating:
 
 - the provider key: a new key is issued at the provider (both valid), ``sophia env rotate
-  sophia.providers.openai.api_key --stdin --env base``, and once the provider sees the new key in use the
-  old one is revoked;
+  sophia.providers.openai.api_key --stdin --env base``, and half a second after the provider sees the new key
+  in use the old one is revoked;
 - the ledger password: ``sophia env rotate ledgerdb --env production`` (two roles take turns).
 
 Reported: requests, failures (any non-200), rotations, the server's database sessions by role after each
@@ -43,6 +43,8 @@ from fakes.scram_postgres import ScramServer, scram_postgres, two_login_roles  #
 from fakes.upstream import FakeUpstream  # noqa: E402
 
 SOPHIA = [sys.executable, "-m", "sophia"]
+#: seconds between the provider seeing the new key and the old one's revocation (the end of the overlap)
+GRACE = 0.5
 
 
 def note(text: str) -> None:
@@ -198,6 +200,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                                 )
                             await asyncio.sleep(0.05)
                         picked = time.monotonic() - t0 - at
+                        await asyncio.sleep(GRACE)  # calls that took the old key just before are on their way
                         upstream.valid_keys = {new}  # the old key is revoked at the provider
                         current = new
                         rotations.append(

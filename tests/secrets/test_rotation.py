@@ -78,6 +78,10 @@ values:
     return {"base": base, "production": production}
 
 
+def _key_of(headers: dict[str, str]) -> str:
+    return {k.lower(): v for k, v in headers.items()}.get("authorization", "").removeprefix("Bearer ")
+
+
 async def _until(condition: Any, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
     while not condition():
@@ -138,6 +142,10 @@ async def test_rotating_a_provider_key_and_the_ledger_password_under_load_fails_
                 set_path(store.definition("base"), "sophia.providers.openai.api_key", NEW_KEY, secret=True),
             )
             await _until(lambda: watcher.reloads > reloads)
+            # the overlap: calls that took the old key before the reload are still on their way (under
+            # CI's load, for a while); the provider sees the new key, and a second later the old is revoked
+            await _until(lambda: any(_key_of(r.headers) == NEW_KEY for r in upstream.requests))
+            await asyncio.sleep(1.0)
             upstream.valid_keys = {NEW_KEY}
             await asyncio.sleep(0.5)
             # 2. The ledger's password: sophia_b gets a new one and takes over; sophia_a stays valid.

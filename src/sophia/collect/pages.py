@@ -119,7 +119,32 @@ class PageStore:
         return None if row is None else _page(row)
 
     async def put(self, page: Page) -> None:
-        """Insert or replace ``page`` (its ``fetches`` counts every fetch of the URL)."""
+        """Insert or replace ``page`` (its ``fetches`` counts every fetch of the URL).
+
+        A page with text that no other page is known to copy is written under a lock on its text's
+        hash, and becomes a copy there if another original with that text got in first: two workers
+        fetching two URLs of one text at once (a crawl on several arq workers) keep one original, as
+        one worker would. ``page.duplicate_of`` is set to what was stored."""
+        if page.text_hash is None or page.duplicate_of is not None:
+            await self.db.execute(*self._upsert(page))
+            return
+        sql, values = self._upsert(page)
+        await self.db.transaction(
+            [
+                (sql, values),
+                (
+                    "UPDATE sophia_pages SET duplicate_of = (SELECT o.url FROM sophia_pages o WHERE "
+                    "o.text_hash = ? AND o.url <> ? AND o.duplicate_of IS NULL ORDER BY o.changed_at, o.url "
+                    "LIMIT 1) WHERE url = ?",
+                    (page.text_hash, page.url, page.url),
+                ),
+            ],
+            lock=f"sophia_pages:text:{page.text_hash}",
+        )
+        row = await self.db.fetchone("SELECT duplicate_of FROM sophia_pages WHERE url = ?", (page.url,))
+        page.duplicate_of = None if row is None or row["duplicate_of"] is None else str(row["duplicate_of"])
+
+    def _upsert(self, page: Page) -> tuple[str, tuple[Any, ...]]:
         now = time.time()
         page.fetched_at = page.fetched_at or now
         page.changed_at = page.changed_at or now
@@ -140,7 +165,7 @@ class PageStore:
             page.changed_at,
             page.fetches,
         )
-        await self.db.execute(
+        return (
             f"INSERT INTO sophia_pages ({_COLUMNS}) VALUES ({', '.join('?' * len(values))}) "
             "ON CONFLICT (url) DO UPDATE SET final_url = excluded.final_url, domain = excluded.domain, "
             "status = excluded.status, content_type = excluded.content_type, etag = excluded.etag, "
