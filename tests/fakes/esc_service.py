@@ -41,12 +41,13 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from fakes.threaded import ThreadedFake
 from sophia.secrets.esc import Diag, Provider, Value, evaluate, from_plain
 from sophia.secrets.esc_syntax import Yaml12Loader, parse_definition
 
@@ -94,8 +95,10 @@ def _error(status: int, message: str, diags: list[Diag] | None = None) -> Reply:
     return _json(status, body)
 
 
-class EscService:
+class EscService(ThreadedFake):
     """The fake service; ``with EscService(token) as esc:`` serves it on ``esc.url``."""
+
+    thread_name = "fake-esc"
 
     def __init__(
         self,
@@ -117,39 +120,8 @@ class EscService:
         self.url = ""
         self._key = os.urandom(32)
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- life ----------------------------------------------------------------------------------
-
-    def start(self) -> str:
-        service = self
-
-        class Handler(_Handler):
-            esc = service
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-esc", daemon=True
-        )
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        return self.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> EscService:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- the store, for tests ------------------------------------------------------------------
 
@@ -436,13 +408,13 @@ def wire(v: Value, environment: str, *, in_secret: bool = False) -> dict[str, An
 
 
 class _Handler(BaseHTTPRequestHandler):
-    esc: EscService
+    fake: EscService
     protocol_version = "HTTP/1.0"  # one request per connection: no idle sockets left in the client's pool
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, headers, data = self.esc.handle(self.command, self.path, dict(self.headers.items()), body)
+        status, headers, data = self.fake.handle(self.command, self.path, dict(self.headers.items()), body)
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -455,3 +427,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read ``esc.requests``
         return
+
+
+EscService.handler = _Handler

@@ -32,14 +32,15 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import ssl
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from fakes.threaded import ThreadedFake
 
 Reply = tuple[int, dict[str, Any] | None]
 DEFAULT_TTL = 768 * 3600  # Vault's default and system max lease (32 days)
@@ -97,8 +98,10 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{body}" + (".*$" if pattern.endswith("*") else "$"))
 
 
-class FakeVault:
+class FakeVault(ThreadedFake):
     """``with FakeVault() as vault:`` serves Vault on ``vault.url`` with a root token ``vault.root_token``."""
+
+    thread_name = "fake-vault"
 
     def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
         self.root_token = "hvs." + secrets.token_urlsafe(24)
@@ -110,45 +113,8 @@ class FakeVault:
         self.url = ""
         self._tls = tls
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- life ----------------------------------------------------------------------------------
-
-    def start(self) -> str:
-        vault = self
-
-        class Handler(_Handler):
-            fake = vault
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        scheme = "http"
-        if self._tls is not None:
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(*self._tls)
-            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
-            scheme = "https"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-vault", daemon=True
-        )
-        self._thread.start()
-        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
-        return self.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeVault:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- what an operator sets up --------------------------------------------------------------
 
@@ -333,3 +299,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read ``vault.requests``
         return
+
+
+FakeVault.handler = _Handler
