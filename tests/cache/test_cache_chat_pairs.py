@@ -35,6 +35,8 @@ def test_the_shipped_verifier_serves_no_near_miss_at_its_default() -> None:
     assert points[verifier.threshold]["near_misses_served"] == "0/30"
     # benchmarks/cache/README.md gives 5/30 for the shipped verifier (the numpy float32 reference). The
     # int8 runtime is one pair off on some onnxruntime releases: a rewording scoring 0.933 on 1.32
-    # crossed the 0.94 threshold on 1.31's int8 kernels (6/30). Either is the shipped verifier.
+    # crossed the 0.94 threshold on 1.31's int8 kernels (6/30), and one at 0.5 moves the same way.
+    # Either is the shipped verifier; what must not move is the near misses served.
     assert points[verifier.threshold]["rewordings_served"] in ("5/30", "6/30")
-    assert points[0.5] == {"threshold": 0.5, "rewordings_served": "17/30", "near_misses_served": "1/30"}
+    assert points[0.5]["near_misses_served"] == "1/30"
+    assert points[0.5]["rewordings_served"] in ("16/30", "17/30")  # 17 on onnxruntime 1.31, 16 on 1.32
