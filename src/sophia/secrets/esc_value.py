@@ -67,24 +67,18 @@ def unknown(secret: bool = False) -> Value:
     return Value(None, secret=secret, unknown=True)
 
 
+def _children(x: Value) -> Any:
+    return x.v if isinstance(x.v, list) else x.v.values() if isinstance(x.v, dict) else ()
+
+
 def deep_secret(x: Value) -> bool:
-    if x.secret:
-        return True
-    if isinstance(x.v, list):
-        return any(deep_secret(i) for i in x.v)
-    if isinstance(x.v, dict):
-        return any(deep_secret(i) for i in x.v.values())
-    return False
+    """Whether ``x`` or anything inside it is secret."""
+    return x.secret or any(deep_secret(i) for i in _children(x))
 
 
 def deep_unknown(x: Value) -> bool:
-    if x.unknown:
-        return True
-    if isinstance(x.v, list):
-        return any(deep_unknown(i) for i in x.v)
-    if isinstance(x.v, dict):
-        return any(deep_unknown(i) for i in x.v.values())
-    return False
+    """Whether ``x`` or anything inside it is unknown."""
+    return x.unknown or any(deep_unknown(i) for i in _children(x))
 
 
 def merge(base: Value | None, top: Value) -> Value:
