@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
 from fakes.helpers import chat, gateway_settings
+from fakes.otlp import Collector
 from fakes.upstream import FakeUpstream
 from sophia.accounts.ledger import Ledger, UsageRecord
 from sophia.gateway.app import GatewayApp
@@ -55,56 +53,6 @@ async def spans_of(gateway: Gateway) -> dict[str, list[StoredSpan]]:
         "SELECT trace_id FROM sophia_usage WHERE trace_id IS NOT NULL UNION SELECT trace_id FROM sophia_spans"
     )
     return {row["trace_id"]: await store.trace(row["trace_id"]) for row in rows}
-
-
-@dataclass
-class Sent:
-    """One span as a collector received it (decoded from the OTLP bytes, or the SDK's for third parties)."""
-
-    name: str
-    root: bool
-    attributes: dict[str, Any]
-    events: list[tuple[str, dict[str, Any]]]
-
-
-def _value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return tuple(_value(v) for v in value.array_value.values)
-    return getattr(value, kind)
-
-
-class Collector:
-    """Catches what the tracer sends over OTLP: Sophia's own spans as wire bytes (decoded with the
-    official protobuf classes, so the encoder is checked too), third-party spans from the SDK."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.sdk = InMemorySpanExporter()
-
-    def send(self, body: bytes) -> bool:
-        self.bodies.append(body)
-        return True
-
-    def close(self) -> None:
-        pass
-
-    def spans(self) -> list[Sent]:
-        out = []
-        for body in self.bodies:
-            request = ExportTraceServiceRequest.FromString(body)
-            for resource in request.resource_spans:
-                for scope in resource.scope_spans:
-                    for span in scope.spans:
-                        attrs = {kv.key: _value(kv.value) for kv in span.attributes}
-                        events = [
-                            (e.name, {kv.key: _value(kv.value) for kv in e.attributes}) for e in span.events
-                        ]
-                        out.append(Sent(span.name, not span.parent_span_id, attrs, events))
-        for span in self.sdk.get_finished_spans():
-            events = [(e.name, dict(e.attributes or {})) for e in span.events]
-            out.append(Sent(span.name, span.parent is None, dict(span.attributes or {}), events))
-        return out
 
 
 @pytest.fixture

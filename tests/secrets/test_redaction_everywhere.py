@@ -29,11 +29,10 @@ import mcp_types as types
 import orjson
 import pytest
 from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import Field
 
 from fakes.helpers import chat, gateway_settings
+from fakes.otlp import Collector
 from mcp import Client
 from sophia.accounts import UsageRecord
 from sophia.container import Services
@@ -153,36 +152,6 @@ class EchoUpstream:
 
 
 # -- the world: a gateway, its services, logs and spans caught -------------------------------------
-
-
-class Collector:
-    """What the tracer sends over OTLP (Sophia's spans as wire bytes, third-party ones from the SDK)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.sdk = InMemorySpanExporter()
-
-    def send(self, body: bytes) -> bool:
-        self.bodies.append(body)
-        return True
-
-    def close(self) -> None:
-        pass
-
-    def text(self) -> str:
-        decoded = [str(ExportTraceServiceRequest.FromString(body)) for body in self.bodies]
-        # protobuf's text format escapes non-ASCII as octal bytes: the attribute values as strings too
-        values = [
-            kv.value.string_value
-            for body in self.bodies
-            for rs in ExportTraceServiceRequest.FromString(body).resource_spans
-            for ss in rs.scope_spans
-            for span in ss.spans
-            for kv in [*span.attributes, *(a for e in span.events for a in e.attributes)]
-        ]
-        third = [repr((s.name, dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events]))
-                 for s in self.sdk.get_finished_spans()]  # fmt: skip
-        return "\n".join(decoded + values + third)
 
 
 @dataclass
