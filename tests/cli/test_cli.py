@@ -177,6 +177,41 @@ def test_cache_commands_work_on_the_store_without_a_gateway(tmp_path: Path) -> N
     assert unknown.returncode == 1 and "no request 'req_nope'" in unknown.stderr
 
 
+def test_cache_stats_show_each_budgeted_alias_estimate(tmp_path: Path) -> None:
+    import asyncio
+
+    from sophia.cache.entries import EntryTable
+    from sophia.cache.observations import Observation
+    from sophia.cache.store_local import LocalStore
+
+    config = write_config(
+        tmp_path / "sophia.yaml", {"cache": {"models": {"team/fast": {"max_error_rate": 0.02}}}}
+    )
+    env = {"SOPHIA_HOME": str(tmp_path)}
+    (tmp_path / "data").mkdir()
+    rows = [
+        Observation(
+            "team/fast", "ns", f"e{i}", "check", 1.0, 5.0, 0.95, 4.0, 0.1, int(i == 0), cost_usd=0.001
+        )
+        for i in range(40)
+    ]
+
+    async def seed() -> None:
+        store = LocalStore(f"sqlite:///{tmp_path / 'data' / 'sophia.db'}")
+        await store.start(EntryTable(), follow=False)
+        await store.add_observations(rows)
+        await store.close()
+
+    asyncio.run(seed())
+    shown = sophia("cache", "stats", "--config", str(config), env=env)
+    assert shown.returncode == 0, shown.stderr
+    line = next(x for x in shown.stdout.splitlines() if x.startswith("alias team/fast"))
+    assert "budget 2.0%" in line and "40 labelled" in line
+    assert "estimated error 2.5% [0.4%, 12.9%] from 40 checks" in line
+    data = json.loads(sophia("cache", "stats", "--json", "--config", str(config), env=env).stdout)
+    assert data["aliases"]["team/fast"]["check_cost_usd"] == pytest.approx(0.04)
+
+
 @pytest.mark.parametrize(
     "args",
     [

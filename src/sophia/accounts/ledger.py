@@ -51,7 +51,7 @@ class UsageRecord:
     cost_nanos: int  # the call's cost in integer nano-dollars: the one figure ledger, spans and metrics share
     latency_ms: float
     ttft_ms: float | None
-    cache: str  # "miss" | "exact" | "semantic" | "bypass"
+    cache: str  # "miss" | "exact" | "semantic" | "bypass" | "check" (a would-be hit withheld and checked)
     saved_nanos: int = 0  # what a cache hit saved, nano-dollars
     outcome: str = "ok"  # "ok" | "error" | "cancelled"
     error_class: str | None = None

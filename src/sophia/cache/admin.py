@@ -10,6 +10,10 @@ AI MCP server's ``cache_stats`` / ``cache_purge`` tools.
   ledger row of that request names the entry that answered it (its ``cache_entry`` column), the
   entry is deleted at once and the report is kept in the cache's own ``cache_reports`` table, so
   the false-hit rate of the semantic layer is measured in production, not only on the benchmark.
+  On an alias with a wrong-answer budget the report also becomes a labelled row its risk model
+  learns from (``sophia.cache.risk``).
+* **Per alias** that learns: hits and checks (and what the checks cost) from the ledger, and the
+  served error rate estimated from every instance's checks, with its interval.
 
 The ledger comes from ``sophia.accounts`` (below this room); the reports table lives in the
 process's database, which the caller hands in (``Reports(db)``), like every room's tables.
@@ -17,9 +21,12 @@ process's database, which the caller hands in (``Reports(db)``), like every room
 
 from __future__ import annotations
 
+import re
 from time import time
 from typing import TYPE_CHECKING, Any
 
+from sophia.cache.observations import Observation
+from sophia.cache.risk import logit
 from sophia.errors import ConfigError, InvalidRequest
 
 if TYPE_CHECKING:
@@ -68,12 +75,21 @@ class Reports:
 
 async def stats(cache: ResponseCache, ledger: Ledger, reports: Reports, since: float) -> dict[str, Any]:
     """Hits, misses and savings of chat requests since ``since`` (all processes), and the store's size."""
-    rows = await ledger.report(since, time(), ["endpoint", "cache"])
-    chat = {r["cache"]: r for r in rows if r["endpoint"] == "chat"}
-    exact = chat.get("exact", {}).get("requests", 0)
-    semantic = chat.get("semantic", {}).get("requests", 0)
-    misses = chat.get("miss", {}).get("requests", 0)
-    lookups = exact + semantic + misses
+    rows = [
+        r
+        for r in await ledger.report(since, time(), ["endpoint", "cache", "requested_model"])
+        if r["endpoint"] == "chat"
+    ]
+    chat: dict[str, dict[str, float]] = {}
+    for r in rows:
+        total = chat.setdefault(r["cache"], {})
+        for k in ("requests", "saved_usd", "cost_usd"):
+            total[k] = total.get(k, 0) + (r.get(k) or 0)
+    exact = int(chat.get("exact", {}).get("requests", 0))
+    semantic = int(chat.get("semantic", {}).get("requests", 0))
+    checks = int(chat.get("check", {}).get("requests", 0))
+    misses = int(chat.get("miss", {}).get("requests", 0))
+    lookups = exact + semantic + checks + misses
     reported = await reports.counts(since)
     return {
         "since": since,
@@ -89,7 +105,44 @@ async def stats(cache: ResponseCache, ledger: Ledger, reports: Reports, since: f
         "spent_usd": round(sum(r.get("cost_usd", 0.0) for r in chat.values()), 6),
         "false_hits_reported": sum(reported.values()),
         "false_hit_rate_semantic": round(reported.get("semantic", 0) / semantic, 4) if semantic else 0.0,
+        "checks": checks,
+        "aliases": await _aliases(cache, rows),
     }
+
+
+async def _aliases(cache: ResponseCache, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per alias that learns (a wrong-answer budget or checks) or has labelled rows: hits and checks
+    from the ledger (all processes, the period), the estimate from every instance's labelled rows
+    (all kept rows, not only the period's: the estimate needs them)."""
+    await cache.learner.load()
+    learned = cache.learner.summary()
+    aliases = {a for a in learned} | {
+        str(r["requested_model"])
+        for r in rows
+        if r["cache"] == "check" or cache.learner.learns(str(r["requested_model"]))
+    }
+    out: dict[str, Any] = {}
+    for alias in sorted(aliases):
+        mine = [r for r in rows if r["requested_model"] == alias]
+        count = {
+            k: int(sum(r["requests"] for r in mine if r["cache"] == k))
+            for k in ("exact", "semantic", "check", "miss")
+        }
+        row = learned.get(alias) or cache.learner.summary_of(alias)
+        row.pop("this_instance", None)
+        out[alias] = {
+            "hits_exact": count["exact"],
+            "hits_semantic": count["semantic"],
+            "checks_in_period": count["check"],
+            "check_share": round(count["check"] / (count["semantic"] + count["check"]), 4)
+            if count["semantic"] + count["check"]
+            else 0.0,
+            "check_cost_usd_in_period": round(
+                sum(r.get("cost_usd") or 0 for r in mine if r["cache"] == "check"), 6
+            ),
+            **row,
+        }
+    return out
 
 
 def _threshold(cache: ResponseCache) -> float | None:
@@ -125,4 +178,41 @@ async def report_false_hit(
         raise InvalidRequest(f"request {request_id!r} was not answered from the cache", param="request_id")
     removed = await cache.drop([entry_id])
     await reports.add(request_id, entry_id, kind, reporter)
-    return {"request_id": request_id, "entry_id": entry_id, "kind": kind, "removed": removed > 0}
+    learned = await _learn_from_report(cache, record, entry_id)
+    return {
+        "request_id": request_id,
+        "entry_id": entry_id,
+        "kind": kind,
+        "removed": removed > 0,
+        "learned": learned,
+    }
+
+
+_FEATURE = re.compile(r"\b(cos|score|margin|spread)=(-?[0-9.]+)")
+
+
+async def _learn_from_report(cache: ResponseCache, record: dict[str, Any], entry_id: str) -> bool:
+    """A reported semantic hit of an alias that learns becomes a ``report`` row (wrong), with the
+    features its trail recorded: every instance's risk model reads it. Reports are not a random
+    sample, so they only make the model more careful; the served error rate is estimated from checks."""
+    alias = str(record.get("requested_model") or "")
+    if record.get("cache") != "semantic" or not cache.learner.learns(alias):
+        return False
+    found = dict(_FEATURE.findall(str(record.get("route") or "")))
+    if "score" not in found or "margin" not in found:
+        return False  # served before its alias learned: the trail lacks what the model reads
+    row = Observation(
+        alias=alias,
+        namespace="",
+        entry_id=entry_id,
+        kind="report",
+        ts=time(),
+        z=logit(float(found["score"])),
+        cos=float(found.get("cos", 0.0)),
+        margin=float(found["margin"]),
+        spread=float(found.get("spread", 0.0)),
+        y=1,
+        origin="report",
+    )
+    await cache.store_backend.add_observations([row])
+    return True

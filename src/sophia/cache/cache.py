@@ -30,10 +30,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sophia.cache.compare import AnswerComparator, Comparator
 from sophia.cache.entries import Entry, EntryTable, Payload
 from sophia.cache.gate import SemanticGate
 from sophia.cache.hot import BatchWriter, HotAnswers, Write
 from sophia.cache.keys import RequestKeys, request_keys
+from sophia.cache.learning import Learner, Pending
+from sophia.cache.risk import SAME_LOGIT, Features, candidate_features, logit
 from sophia.cache.store import CacheStore, default_registry
 from sophia.cache.verifier import Verifier, default_verifier
 from sophia.errors import ConfigError, SophiaError, StorageError
@@ -59,6 +62,7 @@ class CacheContext:
     versions: dict[str, int] | None = field(default=None, repr=False)
     semantic: bool | None = None  # the gate's decision for this request (None: not asked yet)
     missed_at: float | None = None  # perf_counter() of the miss, to measure what the miss cost
+    pending: Pending | None = field(default=None, repr=False)  # a check or shadow comparison owed
 
 
 @dataclass(slots=True)
@@ -73,6 +77,7 @@ class CacheHit:
     entry_id: str
     age_s: float
     score: float | None = None
+    features: Features | None = None  # what the risk model read (aliases that learn), for reports
 
 
 @dataclass(slots=True)
@@ -87,7 +92,12 @@ class _Counters:
 
 class ResponseCache:
     def __init__(
-        self, settings: CacheSettings, store: CacheStore, verifier: Verifier | None = None, embed: Any = None
+        self,
+        settings: CacheSettings,
+        store: CacheStore,
+        verifier: Verifier | None = None,
+        embed: Any = None,
+        comparator: Comparator | None = None,
     ) -> None:
         self.settings = settings
         self.store_backend = store
@@ -101,6 +111,9 @@ class ResponseCache:
         self.hot = HotAnswers(settings.memory_bytes, settings.confirm_interval)
         self.writer = BatchWriter(self._write_many)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.learner = Learner(
+            settings, store, comparator or AnswerComparator(self._embed_answers, settings.answer_similarity)
+        )
 
     @property
     def verifier(self) -> Verifier:
@@ -131,6 +144,9 @@ class ResponseCache:
     async def start(self, *, serve: bool = True) -> None:
         """Start the store for a cache built by hand (``open`` does this itself)."""
         await self.store_backend.start(self.table, follow=serve)
+        if serve:
+            await self.learner.load()
+            self.learner.follow()
 
     # -- lookup ---------------------------------------------------------------------------------
 
@@ -166,6 +182,15 @@ class ResponseCache:
 
         vectors, seconds = await run_model(lambda: get_encoder().encode([text]))
         return vectors[0], seconds
+
+    async def _embed_answers(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors of two answers (the comparator's last tier), on the model thread."""
+        if self._embed is not None:
+            return np.stack([np.asarray(self._embed(t), dtype=np.float32).reshape(-1) for t in texts])
+        from sophia.embedder import get_encoder, run_model
+
+        vectors, _ = await run_model(lambda: get_encoder().encode(texts))
+        return np.asarray(vectors)
 
     def _model_busy(self) -> bool:
         """Is the model thread backed up? Then optional semantic work is skipped, not queued."""
@@ -224,6 +249,13 @@ class ResponseCache:
         now = time()
         entry = self.table.exact(keys.exact)
         if entry is not None and self._live(entry, now, ctx.versions):
+            if ctx.tags and self.learner.learns(ctx.model):
+                pending = self.learner.exact(ctx.model, entry, now)
+                if pending is not None:  # checked, or learned to be too likely out of date
+                    ctx.pending = pending
+                    self._counters.misses += 1
+                    ctx.missed_at = perf_counter()
+                    return None
             hit = await self._serve(entry, "exact", None, None, now)
             if hit is not None:
                 return hit
@@ -235,7 +267,7 @@ class ResponseCache:
                 if ctx.embedding is None:
                     ctx.embedding, spent = await self._embed_timed(keys.text.text)
                 threshold = self._threshold(ctx.model)
-                hit, judged = await self._semantic(keys, ctx.embedding, ctx.versions, threshold)
+                hit, judged = await self._semantic(keys, ctx, ctx.embedding, ctx.versions, threshold)
                 self.gate.looked(keys.namespace, hit is not None, spent + judged)
                 if hit is not None:
                     return hit
@@ -248,7 +280,12 @@ class ResponseCache:
         return self.threshold if override is None else override
 
     async def _semantic(
-        self, keys: RequestKeys, vector: np.ndarray, versions: dict[str, int], threshold: float
+        self,
+        keys: RequestKeys,
+        ctx: CacheContext,
+        vector: np.ndarray,
+        versions: dict[str, int],
+        threshold: float,
     ) -> tuple[CacheHit | None, float]:
         """The best neighbour the verifier accepts (or None), and the seconds the verifier computed."""
         now = time()
@@ -261,7 +298,9 @@ class ResponseCache:
             return None, 0.0
         texts = [e.text for e, _ in found]
         c_emb = np.stack([self._vector_of(e, vector) for e, _ in found])
-        scores, spent = await self._scores(keys.text.text, vector, texts, c_emb)
+        scores, spreads, judged, spent = await self._scores(keys.text.text, vector, texts, c_emb)
+        if self.learner.learns(ctx.model):
+            return await self._learned(ctx, found, scores, spreads, judged, threshold, now), spent
         for i in np.argsort(-scores, kind="stable"):
             if scores[i] < threshold:
                 break
@@ -271,24 +310,68 @@ class ResponseCache:
                 return hit, spent
         return None, spent
 
+    async def _learned(
+        self,
+        ctx: CacheContext,
+        found: list[tuple[Entry, float]],
+        scores: np.ndarray,
+        spreads: np.ndarray,
+        judged: list[int],
+        threshold: float,
+        now: float,
+    ) -> CacheHit | None:
+        """The decision of an alias that learns: the learned rule (or the threshold while cold); a
+        sampled share of would-be hits is withheld and checked, a rejected best candidate shadowed."""
+        if not judged:
+            return None
+        learner, alias = self.learner, ctx.model
+        judged_scores = [float(scores[i]) for i in judged]
+        features = candidate_features(
+            [SAME_LOGIT if s >= 1.0 else logit(s) for s in judged_scores],
+            [found[i][1] for i in judged],
+            [float(spreads[i]) for i in judged],
+        )
+        chosen = learner.choose(alias, features, judged_scores, threshold)
+        if chosen is None:
+            if self.settings.shadow_checks:
+                best = max(range(len(judged)), key=judged_scores.__getitem__)
+                ctx.pending = Pending("shadow", alias, found[judged[best]][0], features[best])
+                learner.local[alias].shadows += 1
+            return None
+        entry, sim = found[judged[chosen]]
+        if learner.checks_now(alias):
+            ctx.pending = Pending("check", alias, entry, features[chosen])
+            learner.local[alias].checks += 1
+            return None
+        hit = await self._serve(entry, "semantic", sim, judged_scores[chosen], now)
+        if hit is not None:
+            hit.features = features[chosen]
+            learner.local[alias].served += 1
+        return hit
+
     async def _scores(
         self, query: str, vector: np.ndarray, texts: list[str], c_emb: np.ndarray
-    ) -> tuple[np.ndarray, float]:
-        """The verifier's scores (and its compute seconds): settled on the loop when no candidate needs
-        the cross-encoder, else computed on the model thread (never on the event loop)."""
+    ) -> tuple[np.ndarray, np.ndarray, list[int], float]:
+        """The verifier's scores, the cross-encoder's spread between reading orders, the candidates
+        it judged (or found the same text) and its compute seconds: settled on the loop when no
+        candidate needs the cross-encoder, else computed on the model thread (never on the loop)."""
         verifier = self.verifier
         scores, todo = verifier.plan(query, vector, texts, c_emb)
+        spreads = np.zeros(len(texts), dtype=np.float32)
+        judged = [i for i in range(len(texts)) if scores[i] >= 1.0]
         spent = 0.0
         if todo:
             pairs = [(query, texts[i]) for i in todo]
             if self._embed is not None:  # a test's stand-in encoder: stay in-process
-                scores[todo] = verifier.model.probabilities(pairs)
+                probabilities, spread = verifier.model.judge(pairs)
             else:
                 from sophia.embedder import run_model
 
-                probabilities, spent = await run_model(verifier.model.probabilities, pairs)
-                scores[todo] = probabilities
-        return scores, spent
+                (probabilities, spread), spent = await run_model(verifier.model.judge, pairs)
+            scores[todo] = probabilities
+            spreads[todo] = spread
+            judged += todo
+        return scores, spreads, judged, spent
 
     def _vector_of(self, entry: Entry, fallback: np.ndarray) -> np.ndarray:
         vector = self.table.vector(entry)
@@ -304,8 +387,7 @@ class ResponseCache:
     ) -> CacheHit | None:
         payload = self.hot.get(entry.id)
         if payload is None:
-            pending = self.writer.pending.get(entry.id)
-            payload = pending[2] if pending is not None else await self.store_backend.fetch(entry)
+            payload = await self._payload(entry)
             if payload is None:  # purged, expired or replaced elsewhere
                 self.table.remove(entry.id)
                 return None
@@ -344,6 +426,8 @@ class ResponseCache:
     ) -> None:
         """Keep an answer (after a successful, non-cached provider call) and wait until the store has it;
         never raises StorageError (a failed write is logged, the answer stays uncached)."""
+        if ctx.pending is not None and not ctx.pending.settled:
+            await self._learn(ctx, body, cost_usd)
         entry = await self._keep(
             request, ctx, Payload(body, model_id, usage_prompt, usage_completion, cost_usd)
         )
@@ -366,10 +450,33 @@ class ResponseCache:
         """Keep an answer without waiting: the gateway's way, right after answering. It is served from
         memory at once and written with the next batch; only an embedding or a tag lookup takes a task."""
         payload = Payload(body, model_id, usage_prompt, usage_completion, cost_usd)
+        if ctx.pending is not None and not ctx.pending.settled:
+            self._spawn(self._learn(ctx, body, cost_usd))
         if ctx.tags or self._needs_vector(request, ctx):
             self._spawn(self._keep(request, ctx, payload))
         else:
             self._add(request, ctx, payload, self._vector(ctx), {})
+
+    async def _learn(self, ctx: CacheContext, body: bytes, cost_usd: float) -> None:
+        """Label the check or shadowed miss this answer settles (once), comparing it with the candidate's."""
+        pending = ctx.pending
+        if pending is None or pending.settled:
+            return
+        pending.settled = True
+        try:
+            cached = await self._payload(pending.entry)
+        except StorageError as exc:
+            log.warning("cache learning: the compared entry could not be read: %s", exc)
+            return
+        await self.learner.learn(pending, body, cached, cost_usd)
+
+    async def _payload(self, entry: Entry) -> Payload | None:
+        """An entry's answer: from memory, from the batch on its way to the store, else from the store."""
+        payload = self.hot.get(entry.id)
+        if payload is None:
+            pending = self.writer.pending.get(entry.id)
+            payload = pending[2] if pending is not None else await self.store_backend.fetch(entry)
+        return payload
 
     def _stored(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -505,6 +612,7 @@ class ResponseCache:
                 self.hot.drop(entry_id)
             try:
                 await self.store_backend.sweep(now)
+                await self.store_backend.trim_observations(self.settings.observations_kept)
             except SophiaError as exc:  # a failed sweep must not stop the next one
                 log.warning("cache sweep failed: %s", exc)
 
@@ -531,10 +639,12 @@ class ResponseCache:
             "store": self.settings.store,
             "in_memory_answers": len(self.hot),
             "semantic_gate": self.gate.snapshot(),
+            "learning": self.learner.summary(),
         }
 
     async def close(self) -> None:
         await self.drain()
+        await self.learner.close()
         await self.writer.close()
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -152,7 +152,25 @@ class CrossEncoder:
 
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """``sigmoid(logits)``, in [0, 1]."""
-        return (0.5 * (1.0 + np.tanh(0.5 * self.logits(pairs)))).astype(np.float32)
+        return _sigmoid(self.logits(pairs))
+
+    def judge(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+        """``probabilities`` and, per pair, how far the two reading orders disagree (|z(a,b) - z(b,a)|;
+        0 for a model that reads one order): what the cache's risk model learns from beside the score."""
+        if not pairs:
+            empty = np.empty(0, dtype=np.float32)
+            return empty, empty
+        if not self.symmetric:
+            return self.probabilities(pairs), np.zeros(len(pairs), dtype=np.float32)
+        z = self._pair_logits([*pairs, *((b, a) for a, b in pairs)])
+        first, second = z[: len(pairs)], z[len(pairs) :]
+        return _sigmoid((0.5 * (first + second)).astype(np.float32)), np.abs(first - second).astype(
+            np.float32
+        )
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
 
 
 #: the arrays of one block and their shapes, for hidden size H and inner (feed-forward) size I

@@ -12,12 +12,18 @@ interval. Built-in stores register through the same registry as third-party ones
 
 A third-party store is a ``CacheStore`` subclass registered from a plugin's
 ``register_cache_stores(registry)`` hook.
+
+Stores also keep the cache's learning state: append-only observation rows
+(``sophia.cache.observations``) that every instance reads, so instances learn from each other's
+checks. The methods have defaults (keep nothing), so a store written before them keeps working.
 """
 
 from __future__ import annotations
 
+import logging
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from sophia.errors import ConfigError
@@ -26,7 +32,13 @@ if TYPE_CHECKING:
     import numpy as np
 
     from sophia.cache.entries import Entry, EntryTable, Payload
+    from sophia.cache.observations import Observation
     from sophia.settings.cache import CacheSettings
+
+log = logging.getLogger(__name__)
+
+#: store classes that were already said to keep no observations (one log line per class)
+_FORGETFUL: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 class CacheStore(ABC):
@@ -75,6 +87,28 @@ class CacheStore(ABC):
 
     async def sweep(self, now: float) -> None:  # noqa: B027 - optional hook
         """Drop expired entries (stores whose backend expires them itself need not)."""
+
+    async def add_observations(self, rows: Sequence[Observation]) -> None:
+        """Append rows (base: keeps nothing; logs once, at INFO, that this store keeps no learning state)."""
+        kind = type(self)
+        if rows and kind not in _FORGETFUL:
+            _FORGETFUL.add(kind)
+            log.info(
+                "cache store %s keeps no observations: the cache's risk model learns nothing shared",
+                kind.__qualname__,
+            )
+
+    async def observations(self, after: str = "", limit: int = 5000) -> tuple[list[Observation], str]:
+        """Rows appended after cursor ``after`` ("" = from the oldest kept), oldest first, at most
+        ``limit``, and the cursor to pass next time (unchanged when there is nothing new).
+
+        The cursor is opaque and belongs to the store that gave it. Base: ``([], after)``.
+        """
+        return [], after
+
+    async def trim_observations(self, keep: int) -> int:
+        """Keep the newest ``keep`` rows per alias; returns how many were dropped. Base: 0."""
+        return 0
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -11,6 +11,10 @@ entry and every deletion is announced with ``NOTIFY`` on a channel named after t
 instance ``LISTEN``s, loads announced entries (with their vectors) and drops deleted ones, so one
 instance's answers are served by the others within milliseconds. On SQLite (one machine) the other
 processes only see each other's new entries after a restart.
+
+Observation rows (the cache's learning state) are rows of ``cache_observations``, numbered by an
+ever-growing id that is also the readers' cursor. Writers take one lock while they insert, so ids
+become visible in order and a reader that has seen id *n* never later finds a smaller one.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import fields
 from time import time
 
 import numpy as np
 import orjson
 
 from sophia.cache.entries import Entry, EntryTable, Payload
+from sophia.cache.observations import Observation
 from sophia.cache.store import CacheStore
 from sophia.errors import StorageError
 from sophia.storage import Database, open_database
@@ -34,6 +40,13 @@ log = logging.getLogger(__name__)
 _COLUMNS = "id, namespace, exact_key, text, model, tenant, tags, created, expires, semantic"
 #: deleted ids per notification (a NOTIFY payload must stay under 8,000 bytes)
 _IDS_PER_NOTE = 100
+#: observation columns, in ``Observation`` field order
+_OBS_FIELDS = [f.name for f in fields(Observation)]
+_OBS_COLUMNS = ", ".join(_OBS_FIELDS)
+#: observation rows per INSERT (13 parameters each: under SQLite's oldest limit of 999)
+_OBS_PER_INSERT = 70
+#: serialises observation writers (PostgreSQL), so a reader's cursor never skips a late commit
+_OBS_LOCK = "sophia.cache.observations"
 
 
 def _schema(dialect: str) -> list[str]:
@@ -50,6 +63,14 @@ def _schema(dialect: str) -> list[str]:
         "PRIMARY KEY (tag, entry_id))",
         "CREATE INDEX IF NOT EXISTS cache_entry_tags_entry ON cache_entry_tags (entry_id)",
         "CREATE TABLE IF NOT EXISTS cache_tags (tag TEXT PRIMARY KEY, version BIGINT NOT NULL)",
+        # AUTOINCREMENT: SQLite never reuses the id of a trimmed row, so cursors stay valid
+        f"""CREATE TABLE IF NOT EXISTS cache_observations (
+            id {"BIGSERIAL PRIMARY KEY" if dialect == "postgresql" else "INTEGER PRIMARY KEY AUTOINCREMENT"},
+            alias TEXT NOT NULL, namespace TEXT NOT NULL, entry_id TEXT NOT NULL, kind TEXT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL, z DOUBLE PRECISION NOT NULL, cos DOUBLE PRECISION NOT NULL,
+            margin DOUBLE PRECISION NOT NULL, spread DOUBLE PRECISION NOT NULL, y SMALLINT NOT NULL,
+            cost_usd DOUBLE PRECISION NOT NULL, age DOUBLE PRECISION NOT NULL, origin TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS cache_observations_alias ON cache_observations (alias, id)",
     ]
 
 
@@ -87,6 +108,18 @@ def _row(entry: Entry, vector: np.ndarray | None, payload: Payload) -> tuple[obj
         payload.completion_tokens,
         payload.cost_usd,
     )
+
+
+def _obs_params(row: Observation) -> list[object]:
+    """The row's values with the types the columns take (asyncpg refuses a float for SMALLINT)."""
+    params: list[object] = []
+    for name in _OBS_FIELDS:
+        value = getattr(row, name)
+        if name == "y":
+            params.append(int(value))
+        else:
+            params.append(value if isinstance(value, str) else float(value))
+    return params
 
 
 def _load(table: EntryTable, rows: Iterable[dict]) -> None:
@@ -295,6 +328,64 @@ class LocalStore(CacheStore):
     async def sweep(self, now: float) -> None:
         rows = await self.db.fetchall("SELECT id FROM cache_entries WHERE expires <= ?", (now,))
         await self.delete(r["id"] for r in rows)
+
+    # -- observations (the cache's learning state) ------------------------------------------------
+
+    async def add_observations(self, rows: Sequence[Observation]) -> None:
+        """Append rows in one transaction.
+
+        Not a plain ``executemany``: on PostgreSQL, two writers could commit their ids out of order
+        and a reader between the commits would move its cursor past rows it never saw. Under one
+        lock, ids are drawn and committed in order (SQLite serialises writers anyway).
+        """
+        steps = []
+        for start in range(0, len(rows), _OBS_PER_INSERT):
+            chunk = rows[start : start + _OBS_PER_INSERT]
+            marks = ", ".join([f"({', '.join('?' * len(_OBS_FIELDS))})"] * len(chunk))
+            params = [value for row in chunk for value in _obs_params(row)]
+            steps.append((f"INSERT INTO cache_observations ({_OBS_COLUMNS}) VALUES {marks}", params))
+        if steps:
+            await self.db.transaction(steps, lock=_OBS_LOCK)
+
+    async def observations(self, after: str = "", limit: int = 5000) -> tuple[list[Observation], str]:
+        """Rows with an id above the cursor (the last id read, as text), oldest first."""
+        if after and not (after.isascii() and after.isdigit()):
+            raise ValueError(f"{after!r} is not a cursor of the local cache store")
+        if limit <= 0:
+            return [], after
+        rows = await self.db.fetchall(
+            f"SELECT id, {_OBS_COLUMNS} FROM cache_observations WHERE id > ? ORDER BY id LIMIT ?",
+            (int(after or 0), limit),
+        )
+        if not rows:
+            return [], after
+        return [Observation.from_dict(row) for row in rows], str(rows[-1]["id"])
+
+    async def trim_observations(self, keep: int) -> int:
+        """Per alias over ``keep`` rows, delete those below its ``keep``-th newest id (both found
+        through the ``(alias, id)`` index)."""
+        keep = max(keep, 0)
+        counts = await self.db.fetchall(
+            "SELECT alias, COUNT(*) AS n FROM cache_observations GROUP BY alias HAVING COUNT(*) > ?",
+            (keep,),
+        )
+        dropped = 0
+        for row in counts:
+            alias = row["alias"]
+            if keep == 0:
+                dropped += await self.db.execute("DELETE FROM cache_observations WHERE alias = ?", (alias,))
+                continue
+            edge = await self.db.fetchone(
+                "SELECT id FROM cache_observations WHERE alias = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                (alias, keep - 1),
+            )
+            if edge is not None:  # None: another instance trimmed it meanwhile
+                dropped += await self.db.execute(
+                    "DELETE FROM cache_observations WHERE alias = ? AND id < ?", (alias, edge["id"])
+                )
+        if dropped:
+            log.info("cache: trimmed %d old observation rows (keeping %d per alias)", dropped, keep)
+        return dropped
 
     async def close(self) -> None:
         if self._follower is not None:

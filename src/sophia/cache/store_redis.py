@@ -9,7 +9,9 @@ index and Redis keeps the truth. Keys, under the prefix (default ``sophia:cache:
 * ``ids`` ZSET id -> expiry time (``+inf`` for none): count, sweep, and the start-up load;
 * ``tag:<tag>``, ``model:<model>``, ``tenant:<tenant>`` SETs of ids, for bumps and purges;
 * ``versions`` HASH tag -> data version;
-* ``events`` STREAM of ``put`` (with meta and vector) and ``del`` (ids) events, capped.
+* ``events`` STREAM of ``put`` (with meta and vector) and ``del`` (ids) events, capped;
+* ``obs`` STREAM of observation rows (the cache's learning state), one entry per row, capped at
+  ``OBSERVATIONS_MAXLEN``; a reader's cursor is the last entry id it read.
 
 On start an instance notes the stream's last id, loads every live entry, then follows the stream
 from that id (replaying a put it already loaded is harmless). Its own events are skipped. A hit
@@ -24,7 +26,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from time import time
 from typing import Any
 
@@ -32,8 +34,10 @@ import numpy as np
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 from sophia.cache.entries import Entry, EntryTable, Payload
+from sophia.cache.observations import Observation
 from sophia.cache.store import CacheStore
 from sophia.errors import StorageError
 from sophia.storage.db import redact_url
@@ -41,6 +45,8 @@ from sophia.storage.db import redact_url
 log = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 200_000
+#: observation rows the ``obs`` stream keeps (all aliases together; Redis trims approximately)
+OBSERVATIONS_MAXLEN = 100_000
 _BLOCK_MS = 1000
 
 
@@ -242,6 +248,34 @@ class RedisStore(CacheStore):
     async def sweep(self, now: float) -> None:
         await self._do("sweep", self.redis.zremrangebyscore(self._k("ids"), "-inf", now))
 
+    # -- observations (the cache's learning state) ------------------------------------------------
+
+    async def add_observations(self, rows: Sequence[Observation]) -> None:
+        if not rows:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for row in rows:
+            pipe.xadd(self._k("obs"), _obs_fields(row), maxlen=OBSERVATIONS_MAXLEN, approximate=True)
+        await self._do("add observations", pipe.execute())
+
+    async def observations(self, after: str = "", limit: int = 5000) -> tuple[list[Observation], str]:
+        """Entries after the cursor (a stream entry id, exclusive), oldest first."""
+        if limit <= 0:
+            return [], after
+        start = f"({after}" if after else "-"
+        entries = await self._do(
+            "read observations", self.redis.xrange(self._k("obs"), min=start, max="+", count=limit)
+        )
+        if not entries:
+            return [], after
+        rows = [Observation.from_dict({k.decode(): v for k, v in fields.items()}) for _, fields in entries]
+        return rows, entries[-1][0].decode()
+
+    async def trim_observations(self, keep: int) -> int:
+        """Nothing: a stream cannot be trimmed per alias. ``OBSERVATIONS_MAXLEN`` bounds it instead
+        (across aliases), on every append."""
+        return 0
+
     async def close(self) -> None:
         self._closing = True
         if self._follower is not None:
@@ -252,6 +286,11 @@ class RedisStore(CacheStore):
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+
+def _obs_fields(row: Observation) -> dict[FieldT, EncodableT]:
+    """A row as stream fields: text, with floats as ``repr`` (exact when read back)."""
+    return {k: repr(v) if isinstance(v, float) else str(v) for k, v in row.as_dict().items()}
 
 
 def _vector(raw: bytes | None) -> np.ndarray | None:

@@ -62,9 +62,36 @@ def _with_cache(conf: Settings, action: Callable[[ResponseCache, Ledger, Reports
 def _print(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    flat = {k: v for k, v in data.items() if k != "aliases"}
+    width = max(len(k) for k in flat)
+    echo("\n".join(f"{k.ljust(width)}  {v}" for k, v in flat.items()))
+    for alias, a in (data.get("aliases") or {}).items():
+        echo(_alias_line(alias, a))
+
+
+def _alias_line(alias: str, a: dict[str, Any]) -> str:
+    """One alias's wrong-answer budget: hits, the estimated error of served hits, checks and their cost."""
+    budget = a.get("max_error_rate")
+    head = f"alias {alias}: budget {budget:.1%}" if budget is not None else f"alias {alias}: no budget"
+    parts = [
+        f"{head} ({'learned rule' if a['state'] == 'learned' else 'threshold rule'}, {a['labelled']} labelled)",
+        f"hits {a['hits_semantic']} semantic, {a['hits_exact']} exact",
+    ]
+    if a["checks"]:
+        low, high = a["error_interval"]
+        parts.append(
+            f"estimated error {a['error_rate']:.1%} [{low:.1%}, {high:.1%}] from {a['checks']} checks"
+        )
     else:
-        width = max(len(k) for k in data)
-        echo("\n".join(f"{k.ljust(width)}  {v}" for k, v in data.items()))
+        parts.append("estimated error unknown (no checks yet)")
+    parts.append(
+        f"checks {a['checks_in_period']} in period ({a['check_share']:.1%} of would-be hits, "
+        f"${a['check_cost_usd_in_period']:.6f})"
+    )
+    if a.get("reports"):
+        parts.append(f"{a['reports']} reported wrong")
+    return "; ".join(parts)
 
 
 @app.command()
@@ -76,7 +103,8 @@ def stats(
     json_: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Hit rate (exact / semantic), dollars saved and false hits reported over a period; entries stored."""
+    """Hit rate (exact / semantic), dollars saved and false hits reported over a period; entries stored;
+    per alias with a wrong-answer budget: the estimated error of served hits and the checks made."""
     from sophia.cache import admin
 
     conf = settings(ctx, config)

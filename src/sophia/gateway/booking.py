@@ -227,6 +227,10 @@ class Booking:
         estimated: bool = False,
     ) -> None:
         key = ticket.key
+        entry = ticket.cache_entry if cache in ("exact", "semantic") else None
+        checked = ticket.cache.pending if ticket.cache is not None else None
+        if cache == "miss" and checked is not None and checked.kind == "check":
+            cache, entry = "check", checked.entry.id  # a would-be hit answered by the model, to learn from
         trace = None
         if self.tracing:
             content = (ticket.body, ticket.answer) if self.capture_content else None
@@ -255,7 +259,7 @@ class Booking:
                 route=ticket.route() or None,
                 task_type=ticket.task_type,
                 metadata=ticket.metadata,
-                cache_entry=ticket.cache_entry if cache in ("exact", "semantic") else None,
+                cache_entry=entry,
                 estimated=estimated,
                 trace_id=ticket.trace_id,
                 trace=trace,

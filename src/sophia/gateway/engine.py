@@ -240,6 +240,8 @@ class Gateway:
         if info is None:
             return None  # answered by a model this gateway no longer has: ask again
         similarity = "" if hit.similarity is None else f" cos={hit.similarity:.3f} score={hit.score:.3f}"
+        if hit.features is not None:  # what the wrong-answer budget read: a report learns from it
+            similarity += f" margin={hit.features.margin:.3f} spread={hit.features.spread:.3f}"
         ticket.trail.append(f"cache={hit.kind} entry={hit.entry_id}{similarity} age={hit.age_s:.0f}s")
         ticket.cache_entry = hit.entry_id
         return hit, info
@@ -272,7 +274,10 @@ class Gateway:
             return None
         started = perf_counter()
         cached = await self._lookup(ticket, body, params)
-        kind = cached[0].kind if cached is not None else "miss" if ticket.cache is not None else "bypass"
+        kind: str = cached[0].kind if cached is not None else "miss" if ticket.cache is not None else "bypass"
+        pending = ticket.cache.pending if ticket.cache is not None else None
+        if kind == "miss" and pending is not None and pending.kind == "check":
+            kind = "check"  # a would-be hit withheld: the model answers, and the answers are compared
         ticket.mark("cache", started, kind)
         return cached
 

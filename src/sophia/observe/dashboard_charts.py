@@ -22,7 +22,13 @@ NANOS = 1_000_000_000
 WIDTH, HEIGHT = 520, 220
 #: where Vega's loader roots a relative link; an ``href`` of "traces/<id>" is rooted at /dashboard/
 _STATE_WORDS = {"closed": "breaker closed", "half_open": "HALF OPEN", "open": "OPEN"}
-_CACHE_COLORS = {"exact": "#1565c0", "semantic": "#64b5f6", "miss": "#bdbdbd", "bypass": "#eeeeee"}
+_CACHE_COLORS = {
+    "exact": "#1565c0",
+    "semantic": "#64b5f6",
+    "check": "#ffb74d",
+    "miss": "#bdbdbd",
+    "bypass": "#eeeeee",
+}
 _CONFIG = {
     # Liberation Sans has Arial's and Helvetica's metrics: labels measured here fit in any browser
     "font": "Liberation Sans, Arial, Helvetica, sans-serif",

@@ -18,6 +18,20 @@ class ModelCacheSettings(BaseModel):
     strategy: Strategy | None = None
     ttl: float | None = Field(None, gt=0, description="Seconds an entry lives; None: the default TTL.")
     threshold: float | None = Field(None, ge=0, le=1, description="Verifier threshold for this model.")
+    max_error_rate: float | None = Field(
+        None,
+        gt=0,
+        le=0.5,
+        description="Wrong-answer budget: serve a semantic hit only when the learned chance that it is "
+        "wrong stays at or under this (at cache.budget_confidence); None: the verifier threshold alone.",
+    )
+    check_rate: float | None = Field(
+        None,
+        ge=0,
+        le=0.05,
+        description="Share of would-be hits checked (the model answers instead and the answers are "
+        "compared); None: cache.check_rate when a budget is set, else no checks.",
+    )
 
 
 _NO_OVERRIDES = ModelCacheSettings()
@@ -66,6 +80,31 @@ class CacheSettings(BaseModel):
         ge=1,
         description="Where semantic lookups do not pay (few hits, fast models), one request in this many is "
         "embedded, to keep measuring (1: embed every request).",
+    )
+
+    check_rate: float = Field(
+        0.02,
+        ge=0,
+        le=0.05,
+        description="Share of would-be hits checked on aliases with a wrong-answer budget (at most 5%).",
+    )
+    budget_confidence: float = Field(
+        0.95, ge=0.5, le=0.999, description="Confidence of the upper bound a hit's risk is held to."
+    )
+    shadow_checks: bool = Field(
+        True,
+        description="On a miss whose best candidate was rejected, compare the model's answer with that "
+        "candidate's (no extra model call): labels below the serving boundary, where learning lowers it.",
+    )
+    answer_similarity: float = Field(
+        0.9, ge=0.5, le=1, description="Answers at least this similar (MiniLM cosine) count as the same."
+    )
+    warm_after: int = Field(
+        50, ge=10, description="Labelled rows an alias needs before its learned model replaces the threshold."
+    )
+    observations_kept: int = Field(20_000, ge=100, description="Labelled rows kept per alias (newest).")
+    sync_interval: float = Field(
+        2.0, gt=0, description="Seconds between reads of other instances' labelled rows from the store."
     )
 
     def for_model(self, model: str) -> ModelCacheSettings:

@@ -1,0 +1,292 @@
+"""The cache learning from its own traffic: checks, shadow comparisons, and rows shared by instances.
+
+``ResponseCache`` asks the ``Learner`` three things:
+
+* on a lookup, whether an alias learns at all (a budget, or an explicit ``check_rate``), and whether
+  this would-be hit is one of the sampled checks;
+* on the answer that followed a check or a shadowed miss (``learn``), to compare it with the
+  candidate's stored answer and keep the labelled row;
+* for ``stats``, what the rows say per alias.
+
+Rows go to the model at once and to the store in batches; every ``sync_interval`` the learner
+writes its own and reads every other instance's new rows from the store (``CacheStore.observations``),
+so all instances fit their models on the same rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from time import time
+from typing import TYPE_CHECKING, Any
+
+from sophia.cache.observations import Observation
+from sophia.cache.risk import LONE_MARGIN, SAME_LOGIT, Features, RiskModel, wilson
+from sophia.errors import StorageError
+
+if TYPE_CHECKING:
+    from sophia.cache.compare import Comparator
+    from sophia.cache.entries import Entry, Payload
+    from sophia.cache.store import CacheStore
+    from sophia.settings.cache import CacheSettings
+
+log = logging.getLogger(__name__)
+
+#: rows read from the store per request
+PAGE = 5000
+#: the learning key of an alias's exact hits on data-tagged answers (how often they go out of date)
+EXACT_SUFFIX = "@exact"
+
+
+def age_features(age_s: float) -> Features:
+    """An exact hit's features: its age stands in the logit's place (8 when new, falling by 1.5 per
+    e-fold of minutes), so the prior says "young answers hold" and the rows say for how long."""
+    minutes = max(age_s, 0.0) / 60.0
+    return Features(SAME_LOGIT - 1.5 * math.log1p(minutes), 1.0, LONE_MARGIN, 0.0)
+
+
+@dataclass(slots=True)
+class Pending:
+    """A comparison owed once the model has answered this request: a check or a shadowed miss."""
+
+    kind: str  # "check" | "shadow"
+    alias: str
+    entry: Entry
+    features: Features
+    settled: bool = False  # learned from already (an answer settles it once)
+
+
+@dataclass(slots=True)
+class AliasTally:
+    """What one alias's rows say (every instance's), for ``sophia cache stats``."""
+
+    checks: int = 0
+    checks_wrong: int = 0
+    check_cost_usd: float = 0.0
+    shadows: int = 0
+    shadows_wrong: int = 0
+    reports: int = 0
+    last: float = 0.0
+
+    def add(self, row: Observation) -> None:
+        self.last = max(self.last, row.ts)
+        if row.kind == "check":
+            self.checks += 1
+            self.checks_wrong += row.y
+            self.check_cost_usd += row.cost_usd
+        elif row.kind == "shadow":
+            self.shadows += 1
+            self.shadows_wrong += row.y
+        elif row.kind == "report":
+            self.reports += 1
+
+
+@dataclass(slots=True)
+class _Local:
+    """This instance's counts per alias (requests withheld for a check, lookups shadowed)."""
+
+    served: int = 0
+    checks: int = 0
+    shadows: int = 0
+
+
+class Learner:
+    def __init__(
+        self,
+        settings: CacheSettings,
+        store: CacheStore,
+        comparator: Comparator,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.comparator = comparator
+        self.risk = RiskModel(
+            confidence=settings.budget_confidence,
+            warm_after=settings.warm_after,
+            kept=settings.observations_kept,
+        )
+        self.origin = secrets.token_hex(8)
+        self.tallies: dict[str, AliasTally] = defaultdict(AliasTally)
+        self.local: dict[str, _Local] = defaultdict(_Local)
+        self._random = random.Random(seed)
+        self._outbox: list[Observation] = []
+        self._cursor = ""
+        self._loaded = False
+        self._follower: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # -- what an alias does -----------------------------------------------------------------------
+
+    def budget(self, alias: str) -> float | None:
+        return self.settings.for_model(alias.removesuffix(EXACT_SUFFIX)).max_error_rate
+
+    def check_rate(self, alias: str) -> float:
+        overrides = self.settings.for_model(alias)
+        if overrides.check_rate is not None:
+            return overrides.check_rate
+        return self.settings.check_rate if overrides.max_error_rate is not None else 0.0
+
+    def learns(self, alias: str) -> bool:
+        """Does this alias collect labels (a budget, or checks asked for to measure the threshold)?"""
+        alias = alias.removesuffix(EXACT_SUFFIX)
+        overrides = self.settings.for_model(alias)
+        return overrides.max_error_rate is not None or bool(overrides.check_rate)
+
+    def checks_now(self, alias: str) -> bool:
+        """Is this would-be hit one of the sampled checks?"""
+        rate = self.check_rate(alias)
+        return rate > 0 and self._random.random() < rate
+
+    def choose(
+        self, alias: str, features: list[Features], scores: list[float], threshold: float
+    ) -> int | None:
+        """Which judged candidate to serve (index into ``features``), or None: the learned rule once the
+        alias is warm and has a budget, today's threshold rule before."""
+        best = max(range(len(scores)), key=scores.__getitem__)
+        budget = self.budget(alias)
+        if scores[best] >= 1.0 or budget is None or not self.risk.warm(alias):
+            # the same words (case and spacing aside) are the question itself, like an exact hit
+            return best if scores[best] >= threshold else None
+        return self.risk.choose(alias, features, budget)
+
+    def exact(self, alias: str, entry: Entry, now: float) -> Pending | None:
+        """An exact hit on data-tagged answers (``metadata.sources``): the answer depends on data that
+        may have changed without a bump. A sampled share is checked; once the alias has learned how
+        often such answers go out of date with age (``<alias>@exact``), one whose risk at its age is
+        over the budget is not served (a free comparison). None: serve it."""
+        key = f"{alias}{EXACT_SUFFIX}"
+        features = age_features(now - entry.created)
+        if self.checks_now(alias):
+            self.local[key].checks += 1
+            return Pending("check", key, entry, features)
+        budget = self.budget(alias)
+        if budget is not None and self.risk.warm(key) and self.risk.choose(key, [features], budget) is None:
+            self.local[key].shadows += 1
+            return Pending("shadow", key, entry, features)
+        self.local[key].served += 1
+        return None
+
+    # -- learning ---------------------------------------------------------------------------------
+
+    async def learn(self, pending: Pending, fresh: bytes, cached: Payload | None, cost_usd: float) -> None:
+        """Compare the model's fresh answer with the candidate's stored one and keep the labelled row."""
+        if cached is None:  # the candidate is gone (purged, replaced): nothing to compare with
+            return
+        verdict = await self.comparator.same(fresh, cached.body)
+        if verdict is None:
+            return
+        f = pending.features
+        self.keep(
+            Observation(
+                alias=pending.alias,
+                namespace=pending.entry.namespace,
+                entry_id=pending.entry.id,
+                kind=pending.kind,
+                ts=time(),
+                z=f.z,
+                cos=f.cos,
+                margin=f.margin,
+                spread=f.spread,
+                y=0 if verdict else 1,
+                cost_usd=cost_usd if pending.kind == "check" else 0.0,
+                age=max(time() - pending.entry.created, 0.0),
+                origin=self.origin,
+            )
+        )
+
+    def keep(self, row: Observation) -> None:
+        """A new row of this instance: into the model now, into the store with the next sync."""
+        self.risk.add([row])
+        self.tallies[row.alias].add(row)
+        self._outbox.append(row)
+
+    # -- sharing through the store ----------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read every kept row (all instances') into the model, once."""
+        if not self._loaded:
+            await self._read()
+            self._loaded = True
+
+    async def _read(self) -> int:
+        read = 0
+        while True:
+            rows, self._cursor = await self.store.observations(self._cursor, PAGE)
+            theirs = [r for r in rows if r.origin != self.origin]
+            self.risk.add(theirs)
+            for row in theirs:
+                self.tallies[row.alias].add(row)
+            read += len(theirs)
+            if len(rows) < PAGE:
+                return read
+
+    async def sync(self) -> int:
+        """Write this instance's new rows, read everyone else's; returns the rows read."""
+        async with self._lock:
+            if self._outbox:
+                rows, self._outbox = self._outbox, []
+                try:
+                    await self.store.add_observations(rows)
+                except StorageError:
+                    self._outbox[:0] = rows[-self.settings.observations_kept :]
+                    raise
+            return await self._read()
+
+    def follow(self) -> None:
+        if self._follower is None:
+            self._follower = asyncio.create_task(self._follow(), name="sophia-cache-learning")
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sync_interval)
+            try:
+                await self.sync()
+            except StorageError as exc:
+                log.warning("cache learning: could not sync labelled rows (retrying): %s", exc)
+
+    async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+            self._follower = None
+        if self._outbox:
+            try:
+                await self.sync()
+            except StorageError as exc:
+                log.warning("cache learning: %d labelled rows not saved: %s", len(self._outbox), exc)
+
+    # -- reporting --------------------------------------------------------------------------------
+
+    def summary(self, confidence: float = 0.95) -> dict[str, Any]:
+        """Per alias with rows (or lookups here): ``summary_of`` each."""
+        aliases = set(self.tallies) | set(self.local)
+        return {alias: self.summary_of(alias, confidence) for alias in sorted(aliases)}
+
+    def summary_of(self, alias: str, confidence: float = 0.95) -> dict[str, Any]:
+        """Checks and their cost, the served error rate they estimate (checks sample would-be hits
+        uniformly, so wrong checks / checks estimates it; Wilson interval), the model's state."""
+        tally = self.tallies.get(alias, AliasTally())
+        low, high = wilson(tally.checks_wrong, tally.checks, confidence)
+        model = self.risk.aliases.get(alias)
+        local = self.local.get(alias, _Local())
+        return {
+            "max_error_rate": self.budget(alias),
+            "state": "learned" if self.risk.warm(alias) and self.budget(alias) is not None else "threshold",
+            "labelled": 0 if model is None else model.n,
+            "checks": tally.checks,
+            "checks_wrong": tally.checks_wrong,
+            "error_rate": tally.checks_wrong / tally.checks if tally.checks else None,
+            "error_interval": [round(low, 4), round(high, 4)] if tally.checks else None,
+            "check_cost_usd": round(tally.check_cost_usd, 6),
+            "shadows": tally.shadows,
+            "shadows_wrong": tally.shadows_wrong,
+            "reports": tally.reports,
+            "this_instance": {"served": local.served, "checks": local.checks, "shadows": local.shadows},
+        }

@@ -1,0 +1,78 @@
+"""The default answer comparator: exact, normalised, numbers, tool calls, then embedding similarity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from sophia.cache.compare import AnswerComparator, answer_of, normalise, numbers
+from sophia.embedder import get_encoder
+
+
+def completion(text: str | None, *, tools: list[dict[str, Any]] | None = None, finish: str = "stop") -> bytes:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tools:
+        message["tool_calls"] = tools
+    return orjson.dumps({"choices": [{"index": 0, "message": message, "finish_reason": finish}]})
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return get_encoder().encode(texts)
+
+
+@pytest.fixture
+def embed() -> Counting:
+    return Counting()
+
+
+async def test_equal_and_normalised_answers_are_the_same_without_embedding(embed: Counting) -> None:
+    same = AnswerComparator(embed).same
+    assert await same(completion("Go to Settings > Billing."), completion("Go to Settings > Billing."))
+    assert await same(completion("Go to settings, then billing"), completion("go to Settings then Billing!"))
+    assert embed.calls == 0
+
+
+async def test_different_numbers_tools_or_finish_are_different(embed: Counting) -> None:
+    same = AnswerComparator(embed).same
+    assert not await same(completion("Churn was 4.2% in Q3."), completion("Churn was 4.5% in Q3."))
+    call = {"type": "function", "function": {"name": "lookup", "arguments": '{"id": 1}'}}
+    other = {"type": "function", "function": {"name": "lookup", "arguments": '{"id": 2}'}}
+    assert not await same(completion(None, tools=[call]), completion("The deal is won."))
+    assert not await same(completion(None, tools=[call]), completion(None, tools=[other]))
+    assert await same(completion(None, tools=[call]), completion(None, tools=[call]))
+    assert not await same(completion("Partial", finish="length"), completion("Partial answer"))
+    assert embed.calls == 0
+
+
+async def test_reworded_answers_are_the_same_and_other_answers_are_not(embed: Counting) -> None:
+    same = AnswerComparator(embed, answer_similarity=0.9).same
+    assert await same(
+        completion("You can reset your password from the login page by clicking 'Forgot password'."),
+        completion("You can reset your password on the login page: click 'Forgot password'."),
+    )
+    assert not await same(
+        completion("You can reset your password from the login page by clicking 'Forgot password'."),
+        completion("Invoices are listed under Billing in your account settings."),
+    )
+    assert embed.calls == 2
+
+
+async def test_something_that_is_not_a_completion_cannot_be_told(embed: Counting) -> None:
+    same = AnswerComparator(embed).same
+    assert await same(b"not json", completion("x")) is None
+    assert await same(orjson.dumps({"error": "x"}), completion("x")) is None
+
+
+def test_helpers() -> None:
+    assert normalise("  Hello,   World! ") == "hello world"
+    assert numbers("1,200 units at 3.5 each, 7 days") == {"1200", "3.5", "7"}
+    parsed = answer_of(completion("hi"))
+    assert parsed is not None and parsed.text == "hi" and parsed.finish == "stop"
