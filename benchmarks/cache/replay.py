@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Replay a stream of questions through a running gateway and check the wrong-answer budget's promise.
+
+    .venv/bin/python benchmarks/cache/replay.py STREAM.jsonl [--budget 0.02] [--check-rate 0.02]
+    .venv/bin/python benchmarks/cache/replay.py --example > /tmp/stream.jsonl   # the chat pairs as a stream
+
+STREAM.jsonl: one ``{"text": "...", "group": "..."}`` per line, in the order a gateway sees them; texts of
+one group ask the same thing (one answer fits them all), texts of different groups do not.
+
+What runs: an OpenAI-compatible upstream on loopback that answers every question with ``group:<its
+group>`` (an unknown text gets its own group), so a fresh model call tells exactly whether a cached answer
+was right; the real server (``sophia run``, its own process, defaults on) with the cache budget set on
+the model the stream asks (``cache.models.<model>.max_error_rate``); the stream sent in order, one request
+at a time. A semantic hit is wrong when the answer it served names another group than the question's.
+
+Printed: lookups, exact / semantic hits, wrong semantic hits and the realised error with its 95% Wilson
+interval, checks (ledger ``cache = check``) and their share of would-be hits, and what ``sophia cache
+stats`` estimates for the alias beside the truth. ``--url``/``--key``: use a gateway that is already running
+(its upstream must answer the same way; the texts' groups are then read from its answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+from aiohttp import web
+
+HERE = Path(__file__).resolve().parent
+SOPHIA = [sys.executable, "-m", "sophia"]
+MODEL = "vllm/grouped"
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def example_stream() -> list[dict[str, str]]:
+    """The 60 chat pairs (benchmarks/cache/chat_pairs.jsonl) as a stream: each stored question, then
+    each asked one, groups from the labels (a rewording shares its stored question's group)."""
+    rows = [json.loads(line) for line in (HERE / "chat_pairs.jsonl").read_text().splitlines() if line.strip()]
+    out, seen = [], set()
+    for r in rows:
+        if r["stored"] not in seen:
+            seen.add(r["stored"])
+            out.append({"text": r["stored"], "group": r["stored"]})
+    for r in rows:
+        out.append({"text": r["asked"], "group": r["stored"] if r["same"] else r["asked"]})
+    return out
+
+
+class GroupedUpstream:
+    """Answers ``group:<g>`` for a known text, ``group:<hash>`` for any other."""
+
+    def __init__(self, groups: dict[str, str]) -> None:
+        self.groups = groups
+        self.calls = 0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/{prefix:.*}/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = await request.json(loads=orjson.loads)
+        self.calls += 1
+        text = next((m.get("content") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
+        group = self.groups.get(text) or hashlib.sha256(text.encode()).hexdigest()[:12]
+        answer = {
+            "id": "chatcmpl-replay",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": f"group:{group}"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+        return web.json_response(answer, dumps=lambda o: orjson.dumps(o).decode())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def run_cli(env: dict[str, str], *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *SOPHIA, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"sophia {' '.join(args)} failed: {err.decode()[-2000:]}")
+    return out.decode()
+
+
+async def wait_healthy(url: str, within: float = 120) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.25)
+    raise RuntimeError(f"{url} did not become healthy")
+
+
+async def replay(url: str, key: str, stream: list[dict[str, str]], model: str) -> dict[str, Any]:
+    kinds: dict[str, int] = {}
+    served = wrong = 0
+    curve = []
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as http:
+        # the encoder loads at the first semantic lookup; requests skip the semantic layer while it does
+        warm = {"model": model, "messages": [{"role": "user", "content": "replay warm-up, not a question"}]}
+        (await http.post("/v1/chat/completions", json=warm)).raise_for_status()
+        await asyncio.sleep(5)
+        for i, row in enumerate(stream, 1):
+            body = {"model": model, "messages": [{"role": "user", "content": row["text"]}]}
+            resp = await http.post("/v1/chat/completions", json=body)
+            resp.raise_for_status()
+            kind = resp.headers.get("x-sophia-cache", "?")
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind == "semantic":
+                served += 1
+                answer = resp.json()["choices"][0]["message"]["content"]
+                wrong += answer != f"group:{row['group']}"
+            if i % 500 == 0 or i == len(stream):
+                curve.append({"lookups": i, "semantic": served, "wrong": wrong})
+        stats = (await http.get("/admin/cache", params={"since": "30d"})).json()
+    low, high = wilson(wrong, served)
+    alias = (stats.get("aliases") or {}).get(model, {})
+    checks = int(alias.get("checks_in_period", stats.get("checks", 0)))
+    return {
+        "lookups": len(stream),
+        "by_kind": kinds,
+        "semantic_hits": served,
+        "wrong_semantic_hits": wrong,
+        "realised_error": wrong / served if served else None,
+        "realised_error_interval": [round(low, 4), round(high, 4)],
+        "checks": checks,
+        "check_share_of_would_be_hits": round(checks / (served + checks), 4) if served + checks else 0.0,
+        "cache_stats_alias": alias,
+        "curve": curve,
+    }
+
+
+def read_stream(path: str) -> list[dict[str, str]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    stream = read_stream(args.stream)
+    if args.url:
+        return await replay(args.url, args.key, stream, args.model)
+    upstream = GroupedUpstream({r["text"]: str(r["group"]) for r in stream})
+    await upstream.start()
+    home = Path(tempfile.mkdtemp(prefix="sophia-replay-"))
+    config = {
+        "providers": {"vllm": {"base_url": f"{upstream.url}/vllm/v1"}, "local": {"enabled": False}},
+        "models": {MODEL: {"input_price": 1.0, "output_price": 2.0, "context_window": 8192}},
+        "cache": {
+            "semantic_sample": 1,  # every request is looked up semantically (the gate would sample a fast fake)
+            "models": {MODEL: {"max_error_rate": args.budget, "check_rate": args.check_rate}},
+        },
+    }
+    (home / "sophia.yaml").write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHIA_", "PULUMI_"))}
+    env["SOPHIA_HOME"] = str(home)
+    port = free_port()
+    with (home / "server.log").open("wb") as log:
+        server = await asyncio.create_subprocess_exec(
+            *SOPHIA, "run", "--config", str(home / "sophia.yaml"), "--port", str(port), "--no-mcp",
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}/health")
+        key = (await run_cli(env, "keys", "local", "--config", str(home / "sophia.yaml"))).strip().split()[-1]
+        result = await replay(f"http://127.0.0.1:{port}", key, stream, MODEL)
+        result["upstream_calls"] = upstream.calls
+        result["server_log"] = str(home / "server.log")
+        result["budget"] = args.budget
+        result["check_rate"] = args.check_rate
+        return result
+    finally:
+        server.terminate()
+        await server.wait()
+        await upstream.close()
+
+
+def cli() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("stream", nargs="?", help="JSONL of {text, group}")
+    parser.add_argument("--budget", type=float, default=0.02, help="max_error_rate of the replayed model")
+    parser.add_argument("--check-rate", type=float, default=0.02)
+    parser.add_argument("--example", action="store_true", help="print the chat pairs as a stream and exit")
+    parser.add_argument("--url", help="a running gateway (default: start one)")
+    parser.add_argument("--key", default="", help="its API key (with --url)")
+    parser.add_argument("--model", default=MODEL, help="the model the stream asks (with --url)")
+    parser.add_argument("--out", type=Path, help="write the result JSON here too")
+    args = parser.parse_args()
+    if args.example:
+        for row in example_stream():
+            print(json.dumps(row))
+        return 0
+    if not args.stream:
+        parser.error("give a stream (or --example)")
+    result = asyncio.run(main(args))
+    text = json.dumps(result, indent=1)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
