@@ -213,7 +213,11 @@ async def test_instances_on_redis_share_their_rows() -> None:
             return (await lookup(b, ASKED))[0] is None
 
         assert await eventually(b_refuses, within=5.0)  # a's follower writes them, b's reads them
-        assert b.learner.risk.model(MODEL).n == 300
+
+        async def b_has_all() -> bool:  # b may have read a part of a's batch first: it reads on
+            return b.learner.risk.model(MODEL).n == 300
+
+        assert await eventually(b_has_all, within=5.0)
     finally:
         for cache in (a, b):
             await cache.close()

@@ -250,6 +250,13 @@ class Learner:
                 await self.sync()
             except StorageError as exc:
                 log.warning("cache learning: could not sync labelled rows (retrying): %s", exc)
+            await self.refit()
+
+    async def refit(self) -> None:
+        """Refit every model that has new rows, in a worker thread (never on the event loop)."""
+        for model in list(self.risk.aliases.values()):
+            if model.stale:
+                await asyncio.to_thread(model.fit)
 
     async def close(self) -> None:
         if self._follower is not None:
