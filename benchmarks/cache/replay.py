@@ -27,19 +27,21 @@ import hashlib
 import json
 import math
 import os
-import socket
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import yaml
-from aiohttp import web
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "tests"))  # the fake OpenAI-compatible upstream lives with the tests
+
+from fakes.process import free_port, wait_healthy  # noqa: E402
+from fakes.upstream import FakeUpstream  # noqa: E402
+
 SOPHIA = [sys.executable, "-m", "sophia"]
 MODEL = "vllm/grouped"
 
@@ -67,56 +69,13 @@ def example_stream() -> list[dict[str, str]]:
     return out
 
 
-class GroupedUpstream:
-    """Answers ``group:<g>`` for a known text, ``group:<hash>`` for any other."""
+def grouped(groups: dict[str, str]) -> Callable[[str], str]:
+    """The upstream's answer to a question: ``group:<g>`` for a known text, ``group:<hash>`` for any other."""
 
-    def __init__(self, groups: dict[str, str]) -> None:
-        self.groups = groups
-        self.calls = 0
-        self._runner: web.AppRunner | None = None
-        self.url = ""
+    def answer(text: str) -> str:
+        return f"group:{groups.get(text) or hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_post("/{prefix:.*}/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self.url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _chat(self, request: web.Request) -> web.Response:
-        body = await request.json(loads=orjson.loads)
-        self.calls += 1
-        text = next((m.get("content") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
-        group = self.groups.get(text) or hashlib.sha256(text.encode()).hexdigest()[:12]
-        answer = {
-            "id": "chatcmpl-replay",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": f"group:{group}"},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }
-        return web.json_response(answer, dumps=lambda o: orjson.dumps(o).decode())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return answer
 
 
 async def run_cli(env: dict[str, str], *args: str) -> str:
@@ -127,19 +86,6 @@ async def run_cli(env: dict[str, str], *args: str) -> str:
     if proc.returncode:
         raise RuntimeError(f"sophia {' '.join(args)} failed: {err.decode()[-2000:]}")
     return out.decode()
-
-
-async def wait_healthy(url: str, within: float = 120) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.25)
-    raise RuntimeError(f"{url} did not become healthy")
 
 
 async def replay(url: str, key: str, stream: list[dict[str, str]], model: str) -> dict[str, Any]:
@@ -191,7 +137,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     stream = read_stream(args.stream)
     if args.url:
         return await replay(args.url, args.key, stream, args.model)
-    upstream = GroupedUpstream({r["text"]: str(r["group"]) for r in stream})
+    upstream = FakeUpstream(answer=grouped({r["text"]: str(r["group"]) for r in stream}))
     await upstream.start()
     home = Path(tempfile.mkdtemp(prefix="sophia-replay-"))
     config = {
@@ -212,10 +158,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
     try:
-        await wait_healthy(f"http://127.0.0.1:{port}/health")
+        await wait_healthy(f"http://127.0.0.1:{port}/health", within=120)
         key = (await run_cli(env, "keys", "local", "--config", str(home / "sophia.yaml"))).strip().split()[-1]
         result = await replay(f"http://127.0.0.1:{port}", key, stream, MODEL)
-        result["upstream_calls"] = upstream.calls
+        result["upstream_calls"] = sum(upstream.calls.values())
         result["server_log"] = str(home / "server.log")
         result["budget"] = args.budget
         result["check_rate"] = args.check_rate

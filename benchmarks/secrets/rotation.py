@@ -38,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))  # the SCRAM server and the fake provider live with the tests
 
-from fakes.process import free_port  # noqa: E402
+from fakes.process import free_port, wait_healthy  # noqa: E402
 from fakes.scram_postgres import ScramServer, scram_postgres, two_login_roles  # noqa: E402
 from fakes.upstream import FakeUpstream  # noqa: E402
 
@@ -72,19 +72,6 @@ async def sessions(server: ScramServer) -> dict[str, int]:
     finally:
         await admin.close()
     return {r["usename"]: r["n"] for r in rows}
-
-
-async def wait_healthy(url: str, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} did not become healthy")
 
 
 def pct(values: list[float], q: float) -> float:

@@ -6,7 +6,6 @@ says which answers are "the same".
 
 from __future__ import annotations
 
-import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from cache.cache_helpers import MODEL, chat, ctx, eventually, remember
+from fakes.helpers import FixedRandom
 from sophia.cache import CacheSettings, ResponseCache
 from sophia.cache.observations import Observation
 from sophia.cache.store_local import LocalStore
@@ -37,17 +37,6 @@ class Verdicts:
     async def same(self, fresh: bytes, cached: bytes) -> bool | None:
         self.asked.append((fresh, cached))
         return self.default
-
-
-class Always(random.Random):
-    """A sampler that always (or never) picks the check."""
-
-    def __init__(self, value: float) -> None:
-        super().__init__(0)
-        self.value = value
-
-    def random(self) -> float:
-        return self.value
 
 
 def settings(budget: float | None = 0.05, **kw: Any) -> CacheSettings:
@@ -96,7 +85,7 @@ async def test_a_cold_alias_with_a_budget_decides_like_the_threshold(opener: Ope
 async def test_a_check_withholds_the_hit_and_labels_it_from_the_fresh_answer(opener: Opener) -> None:
     verdicts = Verdicts(same=False)
     cache = await opener(settings(0.05, check_rate=0.05), verdicts)
-    cache.learner._random = Always(0.0)
+    cache.learner._random = FixedRandom(0.0)
     await remember(cache, STORED, "stored answer")
     hit, c = await lookup(cache, ASKED)
     assert hit is None and c.pending is not None and c.pending.kind == "check"
@@ -116,7 +105,7 @@ async def test_a_check_withholds_the_hit_and_labels_it_from_the_fresh_answer(ope
 
 async def test_without_a_check_the_hit_is_served_and_counted(opener: Opener) -> None:
     cache = await opener(settings(0.05))
-    cache.learner._random = Always(0.99)
+    cache.learner._random = FixedRandom(0.99)
     await remember(cache, STORED)
     hit, c = await lookup(cache, ASKED)
     assert hit is not None and c.pending is None and hit.features is not None
@@ -242,7 +231,7 @@ async def test_exact_hits_on_data_tagged_answers_are_checked_and_learned(opener:
     tagged = {"tags": ("crm.deals",)}
     await cache.store(chat("Top deals?"), ctx(**tagged), b"old answer", 1, 1, "m", 0.0)
     await cache.store(chat("What is ARR?"), ctx(), b"arr answer", 1, 1, "m", 0.0)
-    cache.learner._random = Always(0.0)
+    cache.learner._random = FixedRandom(0.0)
     assert await cache.lookup(chat("What is ARR?"), ctx()) is not None  # untagged: served as always
     c = ctx(**tagged)
     assert await cache.lookup(chat("Top deals?"), c) is None
@@ -251,7 +240,7 @@ async def test_exact_hits_on_data_tagged_answers_are_checked_and_learned(opener:
     assert verdicts.asked == [(b"new answer", b"old answer")]
     hit = await cache.lookup(chat("Top deals?"), ctx(**tagged))
     assert hit is None  # checked again (the sampler always checks here) ...
-    cache.learner._random = Always(0.99)
+    cache.learner._random = FixedRandom(0.99)
     hit = await cache.lookup(chat("Top deals?"), ctx(**tagged))
     assert hit is not None and hit.body == b"new answer"  # ... and the changed answer replaced the old
     # an alias whose tagged answers go out of date within minutes: old ones stop being served

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -74,3 +75,15 @@ async def served(gateway: Any) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+class FixedRandom(random.Random):
+    """A sampler whose ``random()`` always returns ``value``: 0.0 always takes a sampled path (a cache
+    check), 0.99 never does."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -83,3 +84,17 @@ class Server:
 
     def output(self) -> str:
         return self.stop() if self.proc.poll() is not None else ""
+
+
+async def wait_healthy(url: str, within: float = 60) -> None:
+    """Poll ``url`` until it answers 200 (a server process starting up); raise after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not become healthy")

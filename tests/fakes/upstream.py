@@ -7,7 +7,8 @@ Model names (after the provider prefix):
   flaky-<n>      answers 500 to its first <n> calls, then succeeds
   stall-<s>      (stream) sends the head at once but the first event after <s> seconds
   long           (stream) streams 200 events, 20 ms apart (for disconnect tests)
-Every request is recorded (path, headers, JSON body) in ``requests``. With ``valid_keys`` set, a chat
+``answer`` replaces the echo of a plain (not streamed) answer. Every request is recorded (path, headers,
+JSON body) in ``requests``. With ``valid_keys`` set, a chat
 call whose bearer key is not one of them is answered 401 (a provider that revoked a key).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,7 @@ class FakeUpstream:
     url: str = ""
     valid_keys: set[str] | None = None
     refused: int = 0
+    answer: Callable[[str], str] | None = None  # the answer to a user message (default "echo: <it>")
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
@@ -87,7 +90,10 @@ class FakeUpstream:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": f"echo: {last}"},
+                        "message": {
+                            "role": "assistant",
+                            "content": self.answer(last) if self.answer is not None else f"echo: {last}",
+                        },
                         "finish_reason": "stop",
                     }
                 ],
