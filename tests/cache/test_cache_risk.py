@@ -111,3 +111,31 @@ def test_the_ring_keeps_the_newest_rows() -> None:
     model.add([row(5.0, 0) for _ in range(100)])
     kept = model.model("a")
     assert kept.n == 100 and kept.wrong == 0 and kept.total == 200
+
+
+def test_the_average_rule_serves_more_and_keeps_the_budget_on_average() -> None:
+    per_hit, average = RiskModel(), RiskModel(mode="average")
+    for m in (per_hit, average):
+        m.add(labelled(4000, seed=6))
+    rng = np.random.default_rng(7)
+    counts = {}
+    for name, m in (("per_hit", per_hit), ("average", average)):
+        served = wrong = 0
+        for _ in range(20_000):
+            z = float(rng.uniform(-4, 8))
+            if m.choose("a", [Features(z, 0.9, 4.0, 0.1)], 0.05) is not None:
+                served += 1
+                wrong += int(rng.random() < truth(np.array([z]))[0])
+        counts[name] = (served, wrong)
+    (s1, w1), (s2, w2) = counts["per_hit"], counts["average"]
+    assert s2 > 1.3 * s1  # the least risky candidates, as many as the budget allows
+    assert w2 / s2 <= 0.05 and w1 / s1 <= 0.05
+    assert w2 / s2 > w1 / s1  # it spends the budget instead of keeping it
+
+
+def test_a_check_row_stands_for_the_served_hits_it_samples() -> None:
+    m = RiskModel(mode="average")
+    m.add([row(5.0, 0, kind="check")], check_rate=lambda alias: 0.02)
+    m.add([row(5.0, 1, kind="report")], check_rate=lambda alias: 0.02)
+    weights = m.model("a")._weight[:2]
+    assert list(weights) == [50.0, 0.0]

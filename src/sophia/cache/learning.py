@@ -111,6 +111,7 @@ class Learner:
             confidence=settings.budget_confidence,
             warm_after=settings.warm_after,
             kept=settings.observations_kept,
+            mode=settings.budget_mode,
         )
         self.origin = secrets.token_hex(8)
         self.tallies: dict[str, AliasTally] = defaultdict(AliasTally)
@@ -128,7 +129,7 @@ class Learner:
         return self.settings.for_model(alias.removesuffix(EXACT_SUFFIX)).max_error_rate
 
     def check_rate(self, alias: str) -> float:
-        overrides = self.settings.for_model(alias)
+        overrides = self.settings.for_model(alias.removesuffix(EXACT_SUFFIX))
         if overrides.check_rate is not None:
             return overrides.check_rate
         return self.settings.check_rate if overrides.max_error_rate is not None else 0.0
@@ -203,7 +204,7 @@ class Learner:
 
     def keep(self, row: Observation) -> None:
         """A new row of this instance: into the model now, into the store with the next sync."""
-        self.risk.add([row])
+        self.risk.add([row], self.check_rate)
         self.tallies[row.alias].add(row)
         self._outbox.append(row)
 
@@ -220,7 +221,7 @@ class Learner:
         while True:
             rows, self._cursor = await self.store.observations(self._cursor, PAGE)
             theirs = [r for r in rows if r.origin != self.origin]
-            self.risk.add(theirs)
+            self.risk.add(theirs, self.check_rate)
             for row in theirs:
                 self.tallies[row.alias].add(row)
             read += len(theirs)
@@ -254,9 +255,12 @@ class Learner:
 
     async def refit(self) -> None:
         """Refit every model that has new rows, in a worker thread (never on the event loop)."""
-        for model in list(self.risk.aliases.values()):
+        for alias, model in list(self.risk.aliases.items()):
+            budget = self.budget(alias)
             if model.stale:
                 await asyncio.to_thread(model.fit)
+                if budget is not None and self.risk.mode == "average":
+                    await asyncio.to_thread(model.line, budget, self.risk.z_c)
 
     async def close(self) -> None:
         if self._follower is not None:

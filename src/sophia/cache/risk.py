@@ -31,7 +31,7 @@ decision refits first only when the model is far behind (under 200 rows, or a te
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -104,6 +104,7 @@ class AliasModel:
         self.kept = kept
         self._x = np.zeros((min(kept, 1024), D), dtype=np.float64)
         self._y = np.zeros(min(kept, 1024), dtype=np.float64)
+        self._weight = np.zeros(min(kept, 1024), dtype=np.float64)  # how many would-be hits a row stands for
         self.n = 0  # rows held (≤ kept)
         self._next = 0  # where the next row goes once the ring is full
         self.total = 0  # rows ever added
@@ -111,13 +112,18 @@ class AliasModel:
         self._since_fit = 0
         self.w = PRIOR_MEAN.copy()
         self.cov = np.diag(PRIOR_SD**2)
+        self.fits = 0
+        self._lines: dict[tuple[int, float, float], float] = {}
 
-    def add(self, x: np.ndarray, y: int) -> None:
+    def add(self, x: np.ndarray, y: int, weight: float = 1.0) -> None:
+        """One labelled row; ``weight``: how many of the alias's judged candidates it stands for (a
+        check sampled at rate r stands for 1/r served hits; a report for none: it is no sample)."""
         if self.n < self.kept:
             if self.n == len(self._y):
                 grow = min(self.kept, 2 * len(self._y))
                 self._x = np.resize(self._x, (grow, D))
                 self._y = np.resize(self._y, grow)
+                self._weight = np.resize(self._weight, grow)
             i = self.n
             self.n += 1
         else:
@@ -126,6 +132,7 @@ class AliasModel:
             self.wrong -= int(self._y[i])
         self._x[i] = x
         self._y[i] = y
+        self._weight[i] = weight
         self.wrong += int(y)
         self.total += 1
         self._since_fit += 1
@@ -170,6 +177,32 @@ class AliasModel:
         self.w = w
         self.cov = np.linalg.inv(hessian)
         self._since_fit = 0
+        self.fits += 1
+        self._lines.clear()
+
+    def line(self, budget: float, z_c: float) -> float:
+        """The ``average`` rule's serving line: the largest upper bound λ such that serving every judged
+        candidate whose upper bound is at most λ keeps the mean upper bound of the served ones within
+        ``budget``, the candidates being the labelled rows weighted by what they stand for (shadowed
+        misses 1, checks 1/check rate). Never below ``budget``: a candidate within it is always served.
+        Remembered until the next fit (O(n log n) once)."""
+        key = (self.fits, budget, z_c)
+        found = self._lines.get(key)
+        if found is not None:
+            return found
+        x, weight = self._x[: self.n], self._weight[: self.n]
+        sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, self.cov, x), 0.0))
+        upper = _sigmoid(x @ self.w + z_c * sd)
+        order = np.argsort(upper, kind="stable")
+        upper, weight = upper[order], weight[order]
+        mass = np.cumsum(weight)
+        mean = np.cumsum(weight * upper) / np.maximum(mass, 1e-12)
+        within = np.nonzero((mean <= budget) & (mass > 0))[0]
+        line = max(budget, float(upper[within[-1]])) if len(within) else budget
+        if len(self._lines) > 16:
+            self._lines.clear()
+        self._lines[key] = line
+        return line
 
     @property
     def stale(self) -> bool:
@@ -195,8 +228,11 @@ class AliasModel:
 class RiskModel:
     """Every alias's model, fed with observation rows, asked for one decision per lookup."""
 
-    def __init__(self, *, confidence: float = 0.95, warm_after: int = 50, kept: int = 20_000) -> None:
+    def __init__(
+        self, *, confidence: float = 0.95, warm_after: int = 50, kept: int = 20_000, mode: str = "per_hit"
+    ) -> None:
         self.z_c = NormalDist().inv_cdf(confidence)
+        self.mode = mode  # "per_hit": each served hit within the budget; "average": the served ones on average
         self.warm_after = warm_after
         self.kept = kept
         self.aliases: dict[str, AliasModel] = {}
@@ -207,13 +243,20 @@ class RiskModel:
             found = self.aliases[alias] = AliasModel(self.kept)
         return found
 
-    def add(self, rows: Iterable[Observation]) -> None:
-        """Learn from labelled rows (``replace`` rows describe the comparator, not candidates)."""
+    def add(self, rows: Iterable[Observation], check_rate: Callable[[str], float] | None = None) -> None:
+        """Learn from labelled rows (``replace`` rows describe the comparator, not candidates).
+        ``check_rate(alias)``: the share of served hits checked, so a check row stands for 1/rate of them."""
         for row in rows:
             if row.kind == "replace":
                 continue
             x = Features(row.z, row.cos, row.margin, row.spread).vector()
-            self.model(row.alias).add(x, row.y)
+            if row.kind == "report":
+                weight = 0.0
+            elif row.kind == "check" and check_rate is not None:
+                weight = 1.0 / max(check_rate(row.alias), 1e-3)
+            else:
+                weight = 1.0
+            self.model(row.alias).add(x, row.y, weight)
 
     def warm(self, alias: str) -> bool:
         found = self.aliases.get(alias)
@@ -228,14 +271,16 @@ class RiskModel:
         return found.upper(features.vector(), self.z_c)
 
     def choose(self, alias: str, features: Sequence[Features], budget: float) -> int | None:
-        """The candidate with the lowest upper bound, if that bound is within ``budget``; else None."""
+        """The candidate with the lowest upper bound, if it is within the serving line (``budget``
+        itself per hit; the ``average`` rule's line otherwise); else None."""
         if not features:
             return None
         found = self.model(alias)
         found.refit_if_due()
         bounds = [found.upper(f.vector(), self.z_c) for f in features]
         best = int(np.argmin(bounds))
-        return best if bounds[best] <= budget else None
+        line = budget if self.mode == "per_hit" else found.line(budget, self.z_c)
+        return best if bounds[best] <= line else None
 
 
 def _sigmoid(eta: np.ndarray) -> np.ndarray:

@@ -88,6 +88,11 @@ class CacheSettings(BaseModel):
         le=0.05,
         description="Share of would-be hits checked on aliases with a wrong-answer budget (at most 5%).",
     )
+    budget_mode: Literal["per_hit", "average"] = Field(
+        "per_hit",
+        description="per_hit: serve a hit only when its own risk is within the budget; average: serve the "
+        "least risky candidates while their mean risk stays within it (more hits, the same budget on average).",
+    )
     budget_confidence: float = Field(
         0.95, ge=0.5, le=0.999, description="Confidence of the upper bound a hit's risk is held to."
     )
