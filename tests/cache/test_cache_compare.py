@@ -76,3 +76,14 @@ def test_helpers() -> None:
     assert numbers("1,200 units at 3.5 each, 7 days") == {"1200", "3.5", "7"}
     parsed = answer_of(completion("hi"))
     assert parsed is not None and parsed.text == "hi" and parsed.finish == "stop"
+
+
+async def test_a_busy_encoder_gives_no_verdict_rather_than_a_wait() -> None:
+    async def busy(texts: list[str]) -> None:
+        return None
+
+    same = AnswerComparator(busy).same
+    assert (
+        await same(completion("Rent is due on the 1st."), completion("Rent is due on the first day.")) is None
+    )
+    assert await same(completion("Same."), completion("same")) is True  # settled without the encoder

@@ -183,8 +183,11 @@ class ResponseCache:
         vectors, seconds = await run_model(lambda: get_encoder().encode([text]))
         return vectors[0], seconds
 
-    async def _embed_answers(self, texts: list[str]) -> np.ndarray:
-        """Unit vectors of two answers (the comparator's last tier), on the model thread."""
+    async def _embed_answers(self, texts: list[str]) -> np.ndarray | None:
+        """Unit vectors of two answers (the comparator's last tier), on the model thread; None while
+        that thread is backed up (a label is optional work: it never queues ahead of lookups)."""
+        if self._model_busy():
+            return None
         if self._embed is not None:
             return np.stack([np.asarray(self._embed(t), dtype=np.float32).reshape(-1) for t in texts])
         from sophia.embedder import get_encoder, run_model

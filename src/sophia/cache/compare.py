@@ -78,7 +78,9 @@ def numbers(text: str) -> frozenset[str]:
 class AnswerComparator:
     """The default comparator: exact, normalised, then embedding similarity with the numbers rule."""
 
-    def __init__(self, embed: Callable[[list[str]], Awaitable[np.ndarray]], answer_similarity: float = 0.9):
+    def __init__(
+        self, embed: Callable[[list[str]], Awaitable[np.ndarray | None]], answer_similarity: float = 0.9
+    ) -> None:
         self._embed = embed
         self.answer_similarity = answer_similarity
 
@@ -102,4 +104,6 @@ class AnswerComparator:
         if verdict is not None:
             return verdict
         vectors = await self._embed([a.text, b.text])
+        if vectors is None:  # the encoder is busy: no label rather than a wait
+            return None
         return bool(float(vectors[0] @ vectors[1]) >= self.answer_similarity)
