@@ -84,6 +84,7 @@ async def test_a_busy_encoder_gives_no_verdict_rather_than_a_wait() -> None:
 
     same = AnswerComparator(busy).same
     assert (
-        await same(completion("Rent is due on the 1st."), completion("Rent is due on the first day.")) is None
+        await same(completion("Rent is due at the start of the month."), completion("Pay rent early."))
+        is None
     )
     assert await same(completion("Same."), completion("same")) is True  # settled without the encoder
