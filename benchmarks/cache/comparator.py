@@ -36,6 +36,7 @@ from sophia.providers.adapters._llama import chat_model_path
 from sophia.settings import load_settings
 
 HERE = Path(__file__).resolve().parent
+WORK = HERE.parents[1] / "benchmarks" / ".work" / "cache"
 BOUNDS = (0.80, 0.85, 0.90, 0.95)
 
 
@@ -91,7 +92,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     ]
     questions = sorted({q for p in pairs for q in (p["stored"], p["asked"])})
     started = time.perf_counter()
-    said = answers(questions, args.samples)
+    saved = WORK / f"comparator-answers-{args.samples}.json"
+    if args.reuse and saved.exists():
+        said = json.loads(saved.read_text())
+    else:
+        said = answers(questions, args.samples)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(said))
     seconds = time.perf_counter() - started
     encoder = get_encoder()
 
@@ -143,6 +150,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 def cli() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=2, help="answers per question at temperature 0.7")
+    parser.add_argument("--reuse", action="store_true", help="judge the answers of the last run again")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     result = asyncio.run(main(args))

@@ -28,6 +28,7 @@ import orjson
 
 _WORDS = re.compile(r"[^\W_]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_LIST_MARKER = re.compile(r"(?m)^[ \t]*(?:[-*][ \t]+)?\d{1,2}[.)][ \t]")
 
 
 class Comparator(Protocol):
@@ -72,7 +73,8 @@ def answer_of(body: bytes) -> Answer | None:
 
 
 def numbers(text: str) -> frozenset[str]:
-    return frozenset(n.replace(",", "") for n in _NUMBER.findall(text))
+    """The figures an answer states (list markers such as "2." at a line's start are not figures)."""
+    return frozenset(n.replace(",", "") for n in _NUMBER.findall(_LIST_MARKER.sub(" ", text)))
 
 
 class AnswerComparator:
