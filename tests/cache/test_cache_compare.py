@@ -88,3 +88,8 @@ async def test_a_busy_encoder_gives_no_verdict_rather_than_a_wait() -> None:
         is None
     )
     assert await same(completion("Same."), completion("same")) is True  # settled without the encoder
+
+
+def test_list_markers_are_not_figures() -> None:
+    assert numbers("1. Open Billing\n2. Pick the invoice\n  3) Download it") == frozenset()
+    assert numbers("- 1. first\nThe fee is 1,250.50 on day 5.") == {"1250.50", "5"}
