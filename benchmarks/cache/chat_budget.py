@@ -17,6 +17,7 @@ group). The 33 stored questions are split in two folds (with their asked questio
 The comparator is exact: every answer is ``group:<its group>``, so a fresh answer equals the cached
 one exactly when the cached question was the same question. Reported per δ and rule (per_hit,
 average): semantic hits, wrong ones, realised error (95% Wilson), checks; and per threshold.
+``ceiling``: what any ranking on the risk model's features could serve at a realised error, in hindsight.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -168,13 +171,75 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+async def ceiling(orders: int) -> dict[str, Any]:
+    """How much any ranking on the model's features could add over the verifier score alone, in
+    hindsight: every lookup's best judged candidate (nothing served but the same words, so every
+    candidate is labelled), then the most candidates servable at a realised error, ordered by the score
+    and by a logistic fitted on these very rows (an upper bound for a model that learns elsewhere)."""
+    rows: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    stream = [(r["text"], r["group"]) for r in example_stream()]
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(orders):
+            order = stream[:]
+            random.Random(2000 + k).shuffle(order)
+            models = {MODEL: ModelCacheSettings(max_error_rate=0.5, check_rate=0.0)}
+            settings = CacheSettings(semantic_sample=1, ttl=None, threshold=1.0, models=models)
+            cache = ResponseCache(
+                settings, LocalStore(f"sqlite:///{Path(tmp) / f'c{k}.db'}"), comparator=Exact()
+            )
+            await cache.start()
+            for text, group in order:
+                ctx = CacheContext(model=MODEL, tenant="t")
+                request = {"model": MODEL, "messages": [{"role": "user", "content": text}]}
+                if await cache.lookup(request, ctx) is None:
+                    await cache.store(request, ctx, f"group:{group}".encode(), 1, 1, "x", 0.0)
+            model = cache.learner.risk.model(MODEL)
+            rows.append(model._x[: model.n].copy())
+            labels.append(model._y[: model.n].copy())
+            await cache.close()
+    x, y = np.concatenate(rows), np.concatenate(labels)
+
+    def most(order_key: np.ndarray, target: float) -> int:
+        order = np.argsort(order_key, kind="stable")
+        error = np.cumsum(y[order]) / np.arange(1, len(order) + 1)
+        within = np.nonzero(error <= target)[0]
+        return int(within[-1] + 1) if len(within) else 0
+
+    def fitted(columns: list[int]) -> np.ndarray:
+        a = x[:, columns]
+        w = np.zeros(len(columns))
+        for _ in range(100):
+            p = 1 / (1 + np.exp(-a @ w))
+            w -= np.linalg.solve(
+                (a * (p * (1 - p))[:, None]).T @ a + 1e-3 * np.eye(len(w)), a.T @ (p - y) + 1e-3 * w
+            )
+        return a @ w
+
+    targets = (0.0, 0.02, 0.05, 0.1)
+    ranks = {
+        "verifier score": -x[:, 1],
+        "logistic on logit + cosine": fitted([0, 1, 2]),
+        "logistic on all four features": fitted([0, 1, 2, 3, 4]),
+    }
+    return {
+        "candidates": len(y),
+        "wrong_share": round(float(y.mean()), 4),
+        "most_served_at_error": {
+            name: {f"{t:g}": most(key, t) for t in targets} for name, key in ranks.items()
+        },
+    }
+
+
 def cli() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train-orders", type=int, default=10)
     parser.add_argument("--test-orders", type=int, default=20)
+    parser.add_argument("--ceiling-orders", type=int, default=40, help="orders traced for the ceiling")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     result = asyncio.run(main(args))
+    result["ceiling"] = asyncio.run(ceiling(args.ceiling_orders))
     out = args.out or HERE / "results" / f"{result['date']}-chat-budget.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
