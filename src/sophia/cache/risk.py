@@ -22,10 +22,10 @@ collected from the first request on.
 called instead of serving, at most 5%), free comparisons on misses whose best candidate was
 rejected (the model is called anyway), reports of wrong answers, and replaced entries.
 
-The fit is a few Newton steps on at most ``observations_kept`` rows x 5 features (a few milliseconds
+The fit is a few Newton steps on at most ``observations_kept`` rows x 6 features (a few milliseconds
 at 20,000 rows); the learner runs it in a worker thread every ``sync_interval`` when rows arrived, and a
 decision refits first only when the model is far behind (under 200 rows, or a tenth of them new). A decision is a
-5-vector dot product and a 5x5 quadratic form.
+6-vector dot product and a 6x6 quadratic form.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ SAME_LOGIT = 8.0
 LONE_MARGIN = 4.0
 #: labelled rows an alias needs of each outcome (right, wrong) before its model decides
 MIN_EACH = 5
-D = 5
+D = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,8 @@ def logit(score: float) -> float:
 
 
 def design(raw: np.ndarray) -> np.ndarray:
-    """Rows of (z, cos, margin, spread) as the model reads them: an intercept and scaled features."""
+    """Rows of (z, cos, margin, spread) as the model reads them: an intercept, the scaled features and
+    a hinge in z."""
     raw = np.asarray(raw, dtype=np.float64).reshape(-1, 4)
     out = np.empty((len(raw), D), dtype=np.float64)
     out[:, 0] = 1.0
@@ -76,6 +77,9 @@ def design(raw: np.ndarray) -> np.ndarray:
     out[:, 2] = (np.clip(raw[:, 1], 0.0, 1.0) - 0.85) * 10.0
     out[:, 3] = np.clip(raw[:, 2], -8.0, 8.0) / 4.0
     out[:, 4] = np.clip(raw[:, 3], 0.0, 8.0) / 2.0
+    # a hinge: the slope in z may change above z = 2 (on QQP the wrong rate falls with z up to there,
+    # then stays flat at about a third until the same words; one straight line extrapolates too low)
+    out[:, 5] = np.maximum(np.clip(raw[:, 0], -SAME_LOGIT, SAME_LOGIT) - 2.0, 0.0) / 4.0
     return out
 
 
@@ -92,9 +96,9 @@ def candidate_features(
 
 
 #: the prior mean: the verifier's own calibration, P(wrong) = sigmoid(-logit) (= -4 on z/4), nothing else known
-PRIOR_MEAN = np.array([0.0, -4.0, 0.0, 0.0, 0.0])
+PRIOR_MEAN = np.array([0.0, -4.0, 0.0, 0.0, 0.0, 0.0])
 #: the prior's standard deviation per weight (on the scaled features)
-PRIOR_SD = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+PRIOR_SD = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.5])
 
 
 class AliasModel:
