@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import random
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from oracle import wilson  # noqa: E402
 from replay import example_stream  # noqa: E402
 
 from sophia.cache import CacheContext, CacheSettings, ResponseCache  # noqa: E402
@@ -53,15 +53,6 @@ DELTAS = (0.02, 0.05, 0.1)
 class Exact:
     async def same(self, fresh: bytes, cached: bytes) -> bool | None:
         return fresh == cached
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
 def folds() -> dict[int, list[tuple[str, str]]]:
@@ -114,7 +105,11 @@ def add(total: dict[str, int], one: dict[str, int]) -> None:
 
 def summary(t: dict[str, int]) -> dict[str, Any]:
     n, w = t.get("semantic", 0), t.get("wrong", 0)
-    return {**t, "realised_error": round(w / n, 4) if n else None, "interval": wilson(w, n)}
+    return {
+        **t,
+        "realised_error": round(w / n, 4) if n else None,
+        "interval": [round(v, 4) for v in wilson(w, n)],
+    }
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from oracle import wilson  # benchmarks/cache/oracle.py: this script's folder is on sys.path
 
 from sophia.cache.compare import AnswerComparator, answer_of
 from sophia.embedder import get_encoder
@@ -38,15 +38,6 @@ from sophia.settings import load_settings
 HERE = Path(__file__).resolve().parent
 WORK = HERE.parents[1] / "benchmarks" / ".work" / "cache"
 BOUNDS = (0.80, 0.85, 0.90, 0.95)
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
 def completion(text: str) -> bytes:
@@ -137,10 +128,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         result["bounds"][f"{bound:.2f}"] = {
             "false_same_near_misses": [fs, len(near)],
             "false_same_rate": round(fs / len(near), 4),
-            "false_same_interval": wilson(fs, len(near)),
+            "false_same_interval": [round(v, 4) for v in wilson(fs, len(near))],
             "false_different_same_question": [fd, len(twice)],
             "false_different_rate": round(fd / len(twice), 4) if twice else None,
-            "false_different_interval": wilson(fd, len(twice)),
+            "false_different_interval": [round(v, 4) for v in wilson(fd, len(twice))],
             "rewordings_judged_different": [rd, len(reworded)],
             "settled_without_embedding": sum(t == "settled" for _, t in false_same + rewording_same + twice),
         }

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import math
 import os
 import sys
 import tempfile
@@ -39,20 +38,13 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))  # the fake OpenAI-compatible upstream lives with the tests
 
+from oracle import wilson  # noqa: E402
+
 from fakes.process import free_port, wait_healthy  # noqa: E402
 from fakes.upstream import FakeUpstream  # noqa: E402
 
 SOPHIA = [sys.executable, "-m", "sophia"]
 MODEL = "vllm/grouped"
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def example_stream() -> list[dict[str, str]]:

@@ -6,7 +6,8 @@
 Protocol (shared/data/README.md): *standard* mode loads every ``a`` of the split into an empty
 cache and looks up every ``b``; *gateway* mode looks every question up first and stores it on a
 miss (the ``a``s, then the ``b``s). A hit is correct when it returns the pair's own ``a`` of a
-duplicate pair, or a text that is the same question as the query. Both caches get the same
+duplicate pair, or a text that is the same question as the query (``oracle.norm``: identical after
+lower-casing, removing punctuation and collapsing whitespace). Both caches get the same
 all-MiniLM-L6-v2 vectors (computed once, cached in benchmarks/.work/), so the comparison is about
 what each does with the neighbours. Sophia runs through its public ``ResponseCache`` API on the
 embedded (SQLite) store; GPTCache in its own venv (benchmarks/.peers/gptcache, see README.md).
@@ -31,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from oracle import norm  # benchmarks/cache/oracle.py: the script's own folder is on sys.path
 
 from sophia.cache import CacheContext, CacheSettings, ResponseCache
+from sophia.cache.observations import Observation
 from sophia.cache.store_local import LocalStore
-from sophia.cache.training.dataset import Embeddings, Pair, load_pairs, normalise
+from sophia.cache.training.dataset import Embeddings, Pair, load_pairs
+from sophia.cache.training.dataset import normalise as closure_key  # the text key of ``components``
 from sophia.cache.training.pairs import components
 from sophia.cache.verifier import default_verifier
+from sophia.settings.cache import ModelCacheSettings
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -53,9 +58,12 @@ def request(text: str) -> dict[str, Any]:
     return {"model": MODEL, "messages": [{"role": "user", "content": text}]}
 
 
-async def open_cache(folder: Path, threshold: float) -> ResponseCache:
+async def open_cache(folder: Path, threshold: float, budget: float | None = None) -> ResponseCache:
     # semantic_sample=1: every question is looked up (the quality benchmark measures the semantic layer)
-    settings = CacheSettings(threshold=threshold, max_entries=10_000_000, ttl=None, semantic_sample=1)
+    models = {MODEL: ModelCacheSettings(max_error_rate=budget)} if budget is not None else {}
+    settings = CacheSettings(
+        threshold=threshold, max_entries=10_000_000, ttl=None, semantic_sample=1, models=models
+    )
     cache = ResponseCache(settings, LocalStore(f"sqlite:///{folder / 'cache.db'}"))
     await cache.start()
     return cache
@@ -109,12 +117,12 @@ async def sophia_gateway(pairs: list[Pair], emb: Embeddings, threshold: float) -
 def score_standard(pairs: list[Pair], hits: list[str | None]) -> dict[str, float]:
     """The README's rule; plus, as context only, precision when hits on a labelled duplicate count too."""
     correct = [
-        h is not None and (normalise(h) == normalise(p.b) or (p.duplicate and normalise(h) == normalise(p.a)))
+        h is not None and (norm(h) == norm(p.b) or (p.duplicate and norm(h) == norm(p.a)))
         for p, h in zip(pairs, hits, strict=True)
     ]
     same = _duplicate_groups(pairs)
     linked = [
-        ok or (h is not None and same.get(normalise(h), -1) == same[normalise(p.b)])
+        ok or (h is not None and same.get(closure_key(h), -1) == same[closure_key(p.b)])
         for ok, p, h in zip(correct, pairs, hits, strict=True)
     ]
     n_hits = sum(h is not None for h in hits)
@@ -144,10 +152,10 @@ def score_gateway(pairs: list[Pair], hits: list[str | None]) -> dict[str, float]
     """Lookups of the a's (then b's); an a's hit is correct only on the same question."""
     n = len(pairs)
     a_hits, b_hits = hits[:n], hits[n:]
-    a_correct = [h is not None and normalise(h) == normalise(p.a) for p, h in zip(pairs, a_hits, strict=True)]
+    a_correct = [h is not None and norm(h) == norm(p.a) for p, h in zip(pairs, a_hits, strict=True)]
     same = _duplicate_groups(pairs)
     a_linked = [
-        ok or (h is not None and same.get(normalise(h), -1) == same[normalise(p.a)])
+        ok or (h is not None and same.get(closure_key(h), -1) == same[closure_key(p.a)])
         for ok, p, h in zip(a_correct, pairs, a_hits, strict=True)
     ]
     b = score_standard(pairs, b_hits)
@@ -215,14 +223,32 @@ def peer_version() -> str:
     return out.stdout.strip()
 
 
-async def latency(entries: list[str], emb: Embeddings, queries: list[str]) -> dict[str, Any]:
+def warm_rows(n: int, seed: int = 11) -> list[Observation]:
+    """``n`` labelled rows for the alias (the verifier's calibration, noisy), so that a ``--budget`` run
+    decides with the learned rule on a full-size model, as a warm production alias does."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(-6, 8, n)
+    wrong = rng.random(n) < 1 / (1 + np.exp(z - 1))
+    return [
+        Observation(MODEL, "ns", "e", "shadow", 0.0, float(a), 0.85, 4.0, 0.2, int(b), origin="bench")
+        for a, b in zip(z, wrong, strict=True)
+    ]
+
+
+async def latency(
+    entries: list[str], emb: Embeddings, queries: list[str], budget: float | None = None
+) -> dict[str, Any]:
     """Lookup times with ``len(entries)`` entries in one namespace (the embedding included)."""
     from sophia.cache.index import FlatIndex, IvfIndex
 
     vectors = emb.of(entries)
     verifier = default_verifier()
     with tempfile.TemporaryDirectory() as folder:
-        cache = await open_cache(Path(folder), verifier.threshold)
+        cache = await open_cache(Path(folder), verifier.threshold, budget)
+        if budget is not None:
+            for row in warm_rows(cache.settings.observations_kept):
+                cache.learner.keep(row)
+            await cache.learner.refit()
         started = time.perf_counter()
         for text, vector in zip(entries, vectors, strict=True):
             await put(cache, text, vector)
@@ -375,7 +401,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         entries = [dev_texts[i] for i in chosen]
         queries = [p.b for p in pairs[: args.latency_queries]]
         merged = Embeddings([*entries, *queries], np.concatenate([dev_emb.of(entries), emb.of(queries)]))
-        result["latency"] = await latency(entries, merged, queries)
+        result["latency"] = await latency(entries, merged, queries, args.budget)
+        result["latency"]["budget"] = args.budget
     result["tables"] = {m: table(r, f"{args.split} split, {m} mode") for m, r in rows.items() if r}
     return result
 
@@ -389,6 +416,9 @@ def main() -> int:
     parser.add_argument("--skip-peer", action="store_true", help="do not run GPTCache")
     parser.add_argument("--latency-entries", type=int, default=100_000, help="0 to skip the latency part")
     parser.add_argument("--latency-queries", type=int, default=1000)
+    parser.add_argument(
+        "--budget", type=float, default=None, help="latency with a wrong-answer budget (a warm alias model)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default: results/DATE.json)")
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
