@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from cache.cache_helpers import MODEL, chat, ctx, eventually, remember
 from fakes.helpers import FixedRandom
@@ -21,7 +20,7 @@ from sophia.cache.observations import Observation
 from sophia.cache.store_local import LocalStore
 from sophia.cache.store_redis import RedisStore
 from sophia.settings.cache import ModelCacheSettings
-from sophia.storage.testing import TEST_REDIS_URL, database_url
+from sophia.storage.testing import TEST_REDIS_URL, database_url, forget_redis_prefix
 
 STORED = "How do I reset my password?"
 ASKED = "How can I reset my password?"
@@ -210,11 +209,7 @@ async def test_instances_on_redis_share_their_rows() -> None:
     finally:
         for cache in (a, b):
             await cache.close()
-        redis = Redis.from_url(TEST_REDIS_URL)
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
+        await forget_redis_prefix(prefix)
 
 
 async def test_the_sweep_trims_rows_to_the_setting(opener: Opener) -> None:

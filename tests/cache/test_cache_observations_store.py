@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from sophia.cache import store_redis
 from sophia.cache.entries import Entry, EntryTable, Payload
@@ -24,7 +23,7 @@ from sophia.cache.store import CacheStore
 from sophia.cache.store_local import LocalStore
 from sophia.cache.store_redis import RedisStore
 from sophia.errors import StorageError
-from sophia.storage.testing import TEST_REDIS_URL, database_url
+from sophia.storage.testing import TEST_REDIS_URL, database_url, forget_redis_prefix
 
 Opener = Callable[..., Awaitable[CacheStore]]
 
@@ -56,21 +55,11 @@ def rows(
     ]
 
 
-async def _forget_prefix(prefix: str) -> None:
-    redis = Redis.from_url(TEST_REDIS_URL)
-    try:
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
-
-
 async def _backend(kind: str, tmp_path: Path, stack: AsyncExitStack) -> Callable[[], CacheStore]:
     """A maker of store instances that all share one fresh database or Redis key prefix."""
     if kind == "redis":
         prefix = f"sophia-test:{secrets.token_hex(6)}:"
-        stack.push_async_callback(_forget_prefix, prefix)
+        stack.push_async_callback(forget_redis_prefix, prefix)
         return lambda: RedisStore(TEST_REDIS_URL, prefix)
     url = await stack.enter_async_context(database_url(kind, tmp_path))
     return lambda: LocalStore(url)

@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from cache.cache_helpers import answer, eventually, remember
 from sophia.cache import CacheSettings, ResponseCache
 from sophia.cache.store_redis import RedisStore
-from sophia.storage.testing import TEST_REDIS_URL
+from sophia.storage.testing import TEST_REDIS_URL, forget_redis_prefix
 
 pytestmark = pytest.mark.redis
 
@@ -34,13 +33,7 @@ async def pair() -> AsyncIterator[Callable[[], Awaitable[ResponseCache]]]:
     yield open_one
     for cache in opened:
         await cache.close()
-    redis = Redis.from_url(TEST_REDIS_URL)
-    try:
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
+    await forget_redis_prefix(prefix)
 
 
 async def test_an_entry_stored_by_one_instance_is_served_by_the_other(pair: Any) -> None:

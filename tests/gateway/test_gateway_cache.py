@@ -10,14 +10,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from redis.asyncio import Redis
 
 from fakes.helpers import chat, gateway_settings
 from fakes.upstream import FakeUpstream
 from sophia.gateway import auto
 from sophia.gateway.app import GatewayApp
 from sophia.gateway.engine import Gateway
-from sophia.storage.testing import TEST_REDIS_URL
+from sophia.storage.testing import TEST_REDIS_URL, forget_redis_prefix
 
 MODEL = "vllm/priced"  # $1 / $2 per million tokens: a call costs 0.00002 USD (10 in, 5 out)
 COST = 10 * 1.0 / 1e6 + 5 * 2.0 / 1e6
@@ -257,8 +256,4 @@ async def test_two_gateways_share_answers_and_bumps_through_redis(upstream: Fake
     finally:
         await first.close()
         await second.close()
-        redis = Redis.from_url(TEST_REDIS_URL)
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
+        await forget_redis_prefix(prefix)

@@ -50,3 +50,16 @@ async def database_url(kind: str, folder: Path) -> AsyncIterator[str]:
             yield url
     else:
         raise ValueError(f"unknown database kind {kind!r}")
+
+
+async def forget_redis_prefix(prefix: str, url: str = TEST_REDIS_URL) -> None:
+    """Delete every key under ``prefix`` (a test's own namespace in the shared Redis)."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
