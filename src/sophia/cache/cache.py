@@ -36,7 +36,7 @@ from sophia.cache.gate import SemanticGate
 from sophia.cache.hot import BatchWriter, HotAnswers, Write
 from sophia.cache.keys import RequestKeys, request_keys
 from sophia.cache.learning import Learner, Pending
-from sophia.cache.risk import SAME_LOGIT, Features, candidate_features, logit
+from sophia.cache.risk import Features
 from sophia.cache.store import CacheStore, default_registry
 from sophia.cache.verifier import Verifier, default_verifier
 from sophia.errors import ConfigError, SophiaError, StorageError
@@ -323,33 +323,24 @@ class ResponseCache:
         threshold: float,
         now: float,
     ) -> CacheHit | None:
-        """The decision of an alias that learns: the learned rule (or the threshold while cold); a
-        sampled share of would-be hits is withheld and checked, a rejected best candidate shadowed."""
-        if not judged:
-            return None
-        learner, alias = self.learner, ctx.model
-        judged_scores = [float(scores[i]) for i in judged]
-        features = candidate_features(
-            [SAME_LOGIT if s >= 1.0 else logit(s) for s in judged_scores],
-            [found[i][1] for i in judged],
-            [float(spreads[i]) for i in judged],
+        """An alias that learns: the learner decides (``Learner.decide``); the chosen entry is served."""
+        cosines = [sim for _, sim in found]
+        chosen, features, ctx.pending = self.learner.decide(
+            ctx.model,
+            [e for e, _ in found],
+            scores,
+            cosines,
+            spreads,
+            judged,
+            threshold,
+            self.settings.shadow_checks,
         )
-        chosen = learner.choose(alias, features, judged_scores, threshold)
         if chosen is None:
-            if self.settings.shadow_checks:
-                best = max(range(len(judged)), key=judged_scores.__getitem__)
-                ctx.pending = Pending("shadow", alias, found[judged[best]][0], features[best])
-                learner.local[alias].shadows += 1
             return None
-        entry, sim = found[judged[chosen]]
-        if learner.checks_now(alias):
-            ctx.pending = Pending("check", alias, entry, features[chosen])
-            learner.local[alias].checks += 1
-            return None
-        hit = await self._serve(entry, "semantic", sim, judged_scores[chosen], now)
+        hit = await self._serve(found[chosen][0], "semantic", cosines[chosen], float(scores[chosen]), now)
         if hit is not None:
-            hit.features = features[chosen]
-            learner.local[alias].served += 1
+            hit.features = features
+            self.learner.local[ctx.model].served += 1
         return hit
 
     async def _scores(

@@ -26,10 +26,12 @@ from time import time
 from typing import TYPE_CHECKING, Any
 
 from sophia.cache.observations import Observation
-from sophia.cache.risk import LONE_MARGIN, SAME_LOGIT, Features, RiskModel, wilson
+from sophia.cache.risk import LONE_MARGIN, SAME_LOGIT, Features, RiskModel, candidate_features, logit, wilson
 from sophia.errors import StorageError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from sophia.cache.compare import Comparator
     from sophia.cache.entries import Entry, Payload
     from sophia.cache.store import CacheStore
@@ -144,6 +146,40 @@ class Learner:
         """Is this would-be hit one of the sampled checks?"""
         rate = self.check_rate(alias)
         return rate > 0 and self._random.random() < rate
+
+    def decide(
+        self,
+        alias: str,
+        entries: list[Entry],
+        scores: np.ndarray,
+        cosines: list[float],
+        spreads: np.ndarray,
+        judged: list[int],
+        threshold: float,
+        shadow: bool,
+    ) -> tuple[int | None, Features | None, Pending | None]:
+        """One semantic lookup of an alias that learns: which candidate to serve (an index into
+        ``entries``) with its features, and the comparison owed once the model answers (a sampled
+        check withholds the chosen candidate; a miss shadows its best rejected one when ``shadow``)."""
+        if not judged:
+            return None, None, None
+        judged_scores = [float(scores[i]) for i in judged]
+        features = candidate_features(
+            [SAME_LOGIT if s >= 1.0 else logit(s) for s in judged_scores],
+            [cosines[i] for i in judged],
+            [float(spreads[i]) for i in judged],
+        )
+        chosen = self.choose(alias, features, judged_scores, threshold)
+        if chosen is None:
+            if not shadow:
+                return None, None, None
+            best = max(range(len(judged)), key=judged_scores.__getitem__)
+            self.local[alias].shadows += 1
+            return None, None, Pending("shadow", alias, entries[judged[best]], features[best])
+        if self.checks_now(alias):
+            self.local[alias].checks += 1
+            return None, None, Pending("check", alias, entries[judged[chosen]], features[chosen])
+        return judged[chosen], features[chosen], None
 
     def choose(
         self, alias: str, features: list[Features], scores: list[float], threshold: float

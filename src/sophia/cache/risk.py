@@ -236,7 +236,9 @@ class RiskModel:
         self, *, confidence: float = 0.95, warm_after: int = 50, kept: int = 20_000, mode: str = "per_hit"
     ) -> None:
         self.z_c = NormalDist().inv_cdf(confidence)
-        self.mode = mode  # "per_hit": each served hit within the budget; "average": the served ones on average
+        self.mode = (
+            mode  # "per_hit": each served hit within the budget; "average": the served ones on average
+        )
         self.warm_after = warm_after
         self.kept = kept
         self.aliases: dict[str, AliasModel] = {}
