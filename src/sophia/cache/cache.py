@@ -381,7 +381,7 @@ class ResponseCache:
     ) -> CacheHit | None:
         payload = self.hot.get(entry.id)
         if payload is None:
-            payload = await self._payload(entry)
+            payload = await self._fetch(entry)
             if payload is None:  # purged, expired or replaced elsewhere
                 self.table.remove(entry.id)
                 return None
@@ -420,8 +420,7 @@ class ResponseCache:
     ) -> None:
         """Keep an answer (after a successful, non-cached provider call) and wait until the store has it;
         never raises StorageError (a failed write is logged, the answer stays uncached)."""
-        if ctx.pending is not None and not ctx.pending.settled:
-            await self._learn(ctx, body, cost_usd)
+        await self._learn(ctx, body, cost_usd)
         entry = await self._keep(
             request, ctx, Payload(body, model_id, usage_prompt, usage_completion, cost_usd)
         )
@@ -458,19 +457,16 @@ class ResponseCache:
             return
         pending.settled = True
         try:
-            cached = await self._payload(pending.entry)
+            cached = self.hot.get(pending.entry.id) or await self._fetch(pending.entry)
         except StorageError as exc:
             log.warning("cache learning: the compared entry could not be read: %s", exc)
             return
         await self.learner.learn(pending, body, cached, cost_usd)
 
-    async def _payload(self, entry: Entry) -> Payload | None:
-        """An entry's answer: from memory, from the batch on its way to the store, else from the store."""
-        payload = self.hot.get(entry.id)
-        if payload is None:
-            pending = self.writer.pending.get(entry.id)
-            payload = pending[2] if pending is not None else await self.store_backend.fetch(entry)
-        return payload
+    async def _fetch(self, entry: Entry) -> Payload | None:
+        """An answer not in memory: from the batch on its way to the store, else from the store."""
+        pending = self.writer.pending.get(entry.id)
+        return pending[2] if pending is not None else await self.store_backend.fetch(entry)
 
     def _stored(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
