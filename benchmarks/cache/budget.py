@@ -3,7 +3,8 @@
 and how many hits the budget keeps, against static verifier thresholds, in one run.
 
     .venv/bin/python benchmarks/cache/budget.py [--split test] [--limit N] [--deltas 0.01,0.02]
-        [--thresholds 0.5,0.94] [--skip-peer] [--shuffles K] [--orders 200] [--out FILE]
+        [--thresholds 0.5,0.94] [--skip-peer] [--shuffles K] [--orders 200] [--cold withhold,threshold]
+        [--out FILE]
 
 S1, the QQP gateway stream (shared/data/README.md): every question of the split is looked up and
 stored on a miss, the a's then the b's (``--shuffles K`` adds K seeded interleaved orders). S2, the
@@ -13,7 +14,7 @@ same question as the query (``oracle.py``: normalised-equal, or a labelled dupli
 budget runs learn from checks and shadow comparisons judged by the same oracle.
 
 Rows: B0 (the trained default threshold, no budget), the B1 grid of static thresholds, one run
-per δ; for each δ, B1(δ) is the static threshold serving the most semantic hits at a realised
+per δ and cold rule (``--cold``: ``cache.budget_cold``, what the alias serves before it has learned); for each δ, B1(δ) is the static threshold serving the most semantic hits at a realised
 error no higher than the δ run's, and the ratio is the δ run's hits over B1(δ)'s. GPTCache's
 gateway pass (``run.py``'s ``run_peer``) is re-scored with the same oracle, as an anchor.
 
@@ -123,6 +124,7 @@ class Config:
     name: str
     threshold: float | None  # None: the verifier's trained default
     delta: float | None = None
+    cold: str = "withhold"
 
     def settings(self) -> CacheSettings:
         models = {MODEL: ModelCacheSettings(max_error_rate=self.delta)} if self.delta is not None else {}
@@ -134,6 +136,7 @@ class Config:
             models=models,
             check_rate=CHECK_RATE,
             shadow_checks=True,
+            budget_cold=self.cold,
         )
 
 
@@ -247,7 +250,13 @@ def with_b1(deltas: list[dict[str, Any]], static: list[dict[str, Any]]) -> None:
 
 
 async def s1_order(
-    name: str, stream: list[str], emb: Embeddings, labels: Labels, grid: list[float], deltas: list[float]
+    name: str,
+    stream: list[str],
+    emb: Embeddings,
+    labels: Labels,
+    grid: list[float],
+    deltas: list[float],
+    colds: tuple[str, ...] = ("withhold",),
 ) -> dict[str, Any]:
     """The grid and the δ runs on one order of the gateway stream."""
     vectors = emb.of(stream)
@@ -265,10 +274,13 @@ async def s1_order(
         print(f"  δ runs skipped: {missing}", file=sys.stderr)
     elif deltas:
         runs = []
-        for d in deltas:
-            row, _ = await gateway_pass(Config(f"δ {d:g}", None, d), stream, vectors, labels)
-            runs.append(row)
-            print(f"  {name} δ {d:g}: {row['served']} served, {row['error']:.2%} error", file=sys.stderr)
+        for cold in colds:
+            for d in deltas:
+                label = f"δ {d:g}" if cold == "withhold" else f"δ {d:g} cold={cold}"
+                row, _ = await gateway_pass(Config(label, None, d, cold), stream, vectors, labels)
+                row["cold"] = cold
+                runs.append(row)
+                print(f"  {name} {label}: {row['served']} served, {row['error']:.2%} error", file=sys.stderr)
         with_b1(runs, static)
         out["deltas"] = runs
     return out
@@ -417,7 +429,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for name, order in orders:
             print(f"S1 {name} ({len(order):,} lookups) …", file=sys.stderr)
-            result["s1"].append(await s1_order(name, order, emb, labels, grid, args.deltas))
+            result["s1"].append(await s1_order(name, order, emb, labels, grid, args.deltas, args.cold))
             memo.save()
     finally:
         memo.save()
@@ -456,6 +468,12 @@ def main() -> int:
     parser.add_argument("--shuffles", type=int, default=0, help="extra seeded interleaved orders of S1")
     parser.add_argument(
         "--orders", type=int, default=200, help="seeded orders of the chat stream (0: skip S2)"
+    )
+    parser.add_argument(
+        "--cold",
+        type=lambda t: tuple(x for x in t.split(",") if x),
+        default=("withhold",),
+        help="cold rules of the δ runs (cache.budget_cold), comma-separated: withhold,threshold",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="results JSON (default: results/DATE-budget-SPLIT.json)"

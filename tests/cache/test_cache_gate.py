@@ -96,7 +96,7 @@ async def test_the_cache_embeds_only_a_sample_where_semantic_lookups_do_not_pay(
         return vector
 
     cache = await cache_factory()
-    cache._embed = embed
+    cache.compute.stand_in = embed
     cache.gate = SemanticGate(sample=8, warmup=16)
     for i in range(200):
         request, context = chat(f"Unique question number {i} about rent?"), ctx()

@@ -195,6 +195,14 @@ def test_cache_stats_show_each_budgeted_alias_estimate(tmp_path: Path) -> None:
         )
         for i in range(40)
     ]
+    rows += [
+        Observation("team/fast", "ns", f"h{i}", "held", 1.0, 5.0, 0.95, 4.0, 0.1, int(i == 0))
+        for i in range(2)
+    ]
+    rows += [
+        Observation("team/fast", "ns", f"r{i}", "replace", 1.0, 8.0, 1.0, 4.0, 0.0, int(i == 0))
+        for i in range(3)
+    ]
 
     async def seed() -> None:
         store = LocalStore(f"sqlite:///{tmp_path / 'data' / 'sophia.db'}")
@@ -206,8 +214,10 @@ def test_cache_stats_show_each_budgeted_alias_estimate(tmp_path: Path) -> None:
     shown = sophia("cache", "stats", "--config", str(config), env=env)
     assert shown.returncode == 0, shown.stderr
     line = next(x for x in shown.stdout.splitlines() if x.startswith("alias team/fast"))
-    assert "budget 2.0%" in line and "40 labelled" in line
+    assert "budget 2.0% (learning: the same words only, 42 labelled)" in line  # not yet 5 wrong: cold
     assert "estimated error 2.5% [0.4%, 12.9%] from 40 checks" in line
+    assert "2 held by the backstop (1 would have been wrong)" in line
+    assert "one question answered twice: 1 of 3 judged different" in line
     data = json.loads(sophia("cache", "stats", "--json", "--config", str(config), env=env).stdout)
     assert data["aliases"]["team/fast"]["check_cost_usd"] == pytest.approx(0.04)
 

@@ -25,6 +25,7 @@ async def served(upstream: FakeUpstream) -> AsyncIterator[tuple[Gateway, httpx.A
         "enabled": True,
         "threshold": 0.5,
         "models": {MODEL: {"max_error_rate": 0.05, "check_rate": 0.05}},
+        "budget_cold": "threshold",  # a cold alias serves by the threshold: checks sample those hits
     }
     gw = Gateway(gateway_settings(upstream.url, cache=cache))
     await gw.start()
@@ -79,3 +80,31 @@ async def test_a_reported_semantic_hit_becomes_a_wrong_row(served: tuple[Gateway
     rows, _ = await gw.cache.store_backend.observations()
     assert [(r.kind, r.y, r.alias) for r in rows] == [("report", 1, MODEL)]
     assert rows[0].z > 0 and rows[0].cos > 0.8
+
+
+async def test_a_cold_alias_withholds_the_rewording_and_learns_from_the_miss(upstream: FakeUpstream) -> None:
+    """The default cold rule: until the alias has learned, a rewording is a miss (the budget holds from
+    the first request) and the model's answer to it labels the withheld candidate, at no extra call."""
+    cache = {"enabled": True, "threshold": 0.5, "models": {MODEL: {"max_error_rate": 0.02}}}
+    gw = Gateway(gateway_settings(upstream.url, cache=cache))
+    await gw.start()
+    try:
+        secret, _ = await gw.accounts.keys.create(name="root", team="ops", admin=True)
+        transport = httpx.ASGITransport(app=GatewayApp(gw))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {secret}"}
+        ) as http:
+            await http.post("/v1/chat/completions", json=chat(MODEL, STORED))
+            assert gw.cache is not None
+            await gw.cache.drain()
+            asked = await http.post("/v1/chat/completions", json=chat(MODEL, ASKED))
+            assert asked.headers["x-sophia-cache"] == "miss" and upstream.calls["priced"] == 2
+            await gw.cache.drain()
+            await gw.cache.learner.sync()
+            rows, _ = await gw.cache.store_backend.observations()
+            assert [(r.kind, r.y) for r in rows] == [("shadow", 0)]  # the fake answers alike: the same
+            stats = (await http.get("/admin/cache", params={"since": "1h"})).json()
+            alias = stats["aliases"][MODEL]
+            assert alias["state"] == "withhold" and alias["shadows"] == 1 and alias["checks"] == 0
+    finally:
+        await gw.close()

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sophia.cache.compare import AnswerComparator, Comparator
+from sophia.cache.compute import CacheCompute
 from sophia.cache.entries import Entry, EntryTable, Payload
 from sophia.cache.gate import SemanticGate
 from sophia.cache.hot import BatchWriter, HotAnswers, Write
@@ -38,15 +39,13 @@ from sophia.cache.keys import RequestKeys, request_keys
 from sophia.cache.learning import Learner, Pending
 from sophia.cache.risk import Features
 from sophia.cache.store import CacheStore, default_registry
-from sophia.cache.verifier import Verifier, default_verifier
+from sophia.cache.verifier import Verifier
 from sophia.errors import ConfigError, SophiaError, StorageError
 from sophia.settings.cache import CacheSettings
 
 log = logging.getLogger(__name__)
 
 _RANK = {"off": 0, "exact": 1, "semantic": 2}
-#: model calls queued beyond which a request skips the semantic layer (it would wait, not help)
-MAX_BACKLOG = 4
 SWEEP_INTERVAL = 60.0
 
 
@@ -101,10 +100,9 @@ class ResponseCache:
     ) -> None:
         self.settings = settings
         self.store_backend = store
-        self._verifier = verifier
+        self.compute = CacheCompute(embed, verifier)
         self._exact_only = False  # set when the verifier cannot be loaded
         self.table = EntryTable()
-        self._embed = embed
         self._counters = _Counters()
         self._sweeper: asyncio.Task[None] | None = None
         self.gate = SemanticGate(settings.semantic_sample)
@@ -112,15 +110,15 @@ class ResponseCache:
         self.writer = BatchWriter(self._write_many)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.learner = Learner(
-            settings, store, comparator or AnswerComparator(self._embed_answers, settings.answer_similarity)
+            settings,
+            store,
+            comparator or AnswerComparator(self.compute.embed_answers, settings.answer_similarity),
         )
 
     @property
     def verifier(self) -> Verifier:
         """The verifier, loaded at the first semantic lookup (not at start-up: it is the heavy part)."""
-        if self._verifier is None:
-            self._verifier = default_verifier()
-        return self._verifier
+        return self.compute.verifier
 
     @property
     def threshold(self) -> float:
@@ -170,38 +168,7 @@ class ResponseCache:
 
     async def embed(self, text: str) -> np.ndarray:
         """The unit MiniLM vector of ``text``, computed on the process's model thread."""
-        return (await self._embed_timed(text))[0]
-
-    async def _embed_timed(self, text: str) -> tuple[np.ndarray, float]:
-        """The vector and the seconds it took to compute (not to wait for the model thread)."""
-        if self._embed is not None:
-            started = perf_counter()
-            vector = np.asarray(self._embed(text), dtype=np.float32).reshape(-1)
-            return vector, perf_counter() - started
-        from sophia.embedder import get_encoder, run_model
-
-        vectors, seconds = await run_model(lambda: get_encoder().encode([text]))
-        return vectors[0], seconds
-
-    async def _embed_answers(self, texts: list[str]) -> np.ndarray | None:
-        """Unit vectors of two answers (the comparator's last tier), on the model thread; None while
-        that thread is backed up (a label is optional work: it never queues ahead of lookups)."""
-        if self._model_busy():
-            return None
-        if self._embed is not None:
-            return np.stack([np.asarray(self._embed(t), dtype=np.float32).reshape(-1) for t in texts])
-        from sophia.embedder import get_encoder, run_model
-
-        vectors, _ = await run_model(lambda: get_encoder().encode(texts))
-        return np.asarray(vectors)
-
-    def _model_busy(self) -> bool:
-        """Is the model thread backed up? Then optional semantic work is skipped, not queued."""
-        if self._embed is not None:
-            return False
-        from sophia.embedder import model_backlog
-
-        return model_backlog() >= MAX_BACKLOG
+        return await self.compute.embed(text)
 
     def _live(self, entry: Entry, now: float, versions: dict[str, int]) -> bool:
         if entry.expires is not None and entry.expires <= now:
@@ -263,12 +230,12 @@ class ResponseCache:
             if hit is not None:
                 return hit
         if strategy == "semantic" and keys.semantic_ok:
-            ctx.semantic = self.gate.plan(keys.namespace) and not self._model_busy()
+            ctx.semantic = self.gate.plan(keys.namespace) and not self.compute.busy()
             # Nothing to compare with: leave the embedding to ``store``, off the response path.
             if ctx.semantic and self.table.vectors.size(keys.namespace):
                 spent = 0.0
                 if ctx.embedding is None:
-                    ctx.embedding, spent = await self._embed_timed(keys.text.text)
+                    ctx.embedding, spent = await self.compute.embed_timed(keys.text.text)
                 threshold = self._threshold(ctx.model)
                 hit, judged = await self._semantic(keys, ctx, ctx.embedding, ctx.versions, threshold)
                 self.gate.looked(keys.namespace, hit is not None, spent + judged)
@@ -301,7 +268,7 @@ class ResponseCache:
             return None, 0.0
         texts = [e.text for e, _ in found]
         c_emb = np.stack([self._vector_of(e, vector) for e, _ in found])
-        scores, spreads, judged, spent = await self._scores(keys.text.text, vector, texts, c_emb)
+        scores, spreads, judged, spent = await self.compute.scores(keys.text.text, vector, texts, c_emb)
         if self.learner.learns(ctx.model):
             return await self._learned(ctx, found, scores, spreads, judged, threshold, now), spent
         for i in np.argsort(-scores, kind="stable"):
@@ -342,30 +309,6 @@ class ResponseCache:
             hit.features = features
             self.learner.local[ctx.model].served += 1
         return hit
-
-    async def _scores(
-        self, query: str, vector: np.ndarray, texts: list[str], c_emb: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, list[int], float]:
-        """The verifier's scores, the cross-encoder's spread between reading orders, the candidates
-        it judged (or found the same text) and its compute seconds: settled on the loop when no
-        candidate needs the cross-encoder, else computed on the model thread (never on the loop)."""
-        verifier = self.verifier
-        scores, todo = verifier.plan(query, vector, texts, c_emb)
-        spreads = np.zeros(len(texts), dtype=np.float32)
-        judged = [i for i in range(len(texts)) if scores[i] >= 1.0]
-        spent = 0.0
-        if todo:
-            pairs = [(query, texts[i]) for i in todo]
-            if self._embed is not None:  # a test's stand-in encoder: stay in-process
-                probabilities, spread = verifier.model.judge(pairs)
-            else:
-                from sophia.embedder import run_model
-
-                (probabilities, spread), spent = await run_model(verifier.model.judge, pairs)
-            scores[todo] = probabilities
-            spreads[todo] = spread
-            judged += todo
-        return scores, spreads, judged, spent
 
     def _vector_of(self, entry: Entry, fallback: np.ndarray) -> np.ndarray:
         vector = self.table.vector(entry)
@@ -480,7 +423,7 @@ class ResponseCache:
         if not keys.semantic_ok:
             return False
         if ctx.semantic is None:
-            ctx.semantic = self.gate.plan(keys.namespace) and not self._model_busy()
+            ctx.semantic = self.gate.plan(keys.namespace) and not self.compute.busy()
         return ctx.semantic
 
     async def _keep(self, request: dict[str, Any], ctx: CacheContext, payload: Payload) -> Entry | None:
@@ -533,6 +476,7 @@ class ResponseCache:
         )
         replaced = self.table.add(entry, vector if semantic else None)
         if replaced is not None:
+            self._replaced(ctx, replaced, payload.body, now)
             self.hot.drop(replaced.id)
         self.hot.put(entry.id, payload)
         self.writer.submit((entry, vector if semantic else None, payload))
@@ -548,6 +492,16 @@ class ResponseCache:
                 self.hot.drop(entry_id)
             self._spawn(self.drop(oldest))
         return entry
+
+    def _replaced(self, ctx: CacheContext, old: Entry, fresh: bytes, now: float) -> None:
+        """An alias that learns compares the answer an entry is replaced with to the old one (when still
+        in memory, or in the store until the new one's batch replaces it: a label is optional work),
+        unless a check or shadow of that entry labels it already."""
+        if not self.learner.learns(ctx.model):
+            return
+        if ctx.pending is not None and ctx.pending.entry.id == old.id:
+            return
+        self._spawn(self.learner.learn_replaced(ctx.model, old, self.hot.peek(old.id), fresh, now))
 
     async def _write_many(self, writes: list[Write]) -> None:
         await self.store_backend.put_many(writes)

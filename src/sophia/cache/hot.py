@@ -49,6 +49,11 @@ class HotAnswers:
         self._items.move_to_end(entry_id)
         return payload
 
+    def peek(self, entry_id: str) -> Payload | None:
+        """The answer if it is here, confirmed or not (an entry's answer never changes in place)."""
+        item = self._items.get(entry_id)
+        return None if item is None else item[0]
+
     def put(self, entry_id: str, payload: Payload, now: float | None = None) -> None:
         """Keep an answer the store just confirmed (or is about to write)."""
         size = len(payload.body)

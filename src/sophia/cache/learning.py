@@ -8,6 +8,12 @@
   candidate's stored answer and keep the labelled row;
 * for ``stats``, what the rows say per alias.
 
+The checks are also the model's audit. Over an alias's recent checks (every instance's), when the
+lower end of the served error rate exceeds the budget, the alias is *backstopped*: the learned rule's
+would-be hits are withheld and every one is labelled (``held`` rows: the model answers that miss anyway),
+until those labels say the rule is back within the budget. The promise then rests on no assumption of
+the model (a logistic fit, traffic that does not change faster than it learns) but on its own checks.
+
 Rows go to the model at once and to the store in batches; every ``sync_interval`` the learner
 writes its own and reads every other instance's new rows from the store (``CacheStore.observations``),
 so all instances fit their models on the same rows.
@@ -20,13 +26,22 @@ import logging
 import math
 import random
 import secrets
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import defaultdict, deque
+from dataclasses import dataclass, field, replace
 from time import time
 from typing import TYPE_CHECKING, Any
 
 from sophia.cache.observations import Observation
-from sophia.cache.risk import LONE_MARGIN, SAME_LOGIT, Features, RiskModel, candidate_features, logit, wilson
+from sophia.cache.risk import (
+    EXACT_SUFFIX,
+    LONE_MARGIN,
+    SAME_LOGIT,
+    Features,
+    RiskModel,
+    candidate_features,
+    logit,
+    wilson,
+)
 from sophia.errors import StorageError
 
 if TYPE_CHECKING:
@@ -41,8 +56,11 @@ log = logging.getLogger(__name__)
 
 #: rows read from the store per request
 PAGE = 5000
-#: the learning key of an alias's exact hits on data-tagged answers (how often they go out of date)
-EXACT_SUFFIX = "@exact"
+#: the backstop reads an alias's last this many audited would-be hits (checks, and held ones)
+AUDIT_WINDOW = 500
+#: audited would-be hits before the backstop may trip, and held ones before it may let go
+AUDIT_MIN = 10
+RELEASE_MIN = 50
 
 
 def age_features(age_s: float) -> Features:
@@ -56,7 +74,7 @@ def age_features(age_s: float) -> Features:
 class Pending:
     """A comparison owed once the model has answered this request: a check or a shadowed miss."""
 
-    kind: str  # "check" | "shadow"
+    kind: str  # "check" | "shadow" | "held"
     alias: str
     entry: Entry
     features: Features
@@ -73,14 +91,32 @@ class AliasTally:
     shadows: int = 0
     shadows_wrong: int = 0
     reports: int = 0
+    held: int = 0
+    held_wrong: int = 0
+    replaced: int = 0
+    replaced_different: int = 0
     last: float = 0.0
+    audit: deque[int] = field(default_factory=lambda: deque(maxlen=AUDIT_WINDOW))
+    audit_wrong: int = 0
+    backstop: bool = False
 
     def add(self, row: Observation) -> None:
         self.last = max(self.last, row.ts)
+        if row.kind in ("check", "held"):  # a uniform sample of the rule's would-be hits: the audit
+            if len(self.audit) == AUDIT_WINDOW:
+                self.audit_wrong -= self.audit[0]
+            self.audit.append(row.y)
+            self.audit_wrong += row.y
         if row.kind == "check":
             self.checks += 1
             self.checks_wrong += row.y
             self.check_cost_usd += row.cost_usd
+        elif row.kind == "held":
+            self.held += 1
+            self.held_wrong += row.y
+        elif row.kind == "replace":
+            self.replaced += 1
+            self.replaced_different += row.y
         elif row.kind == "shadow":
             self.shadows += 1
             self.shadows_wrong += row.y
@@ -95,6 +131,7 @@ class _Local:
     served: int = 0
     checks: int = 0
     shadows: int = 0
+    held: int = 0
 
 
 class Learner:
@@ -142,6 +179,36 @@ class Learner:
         overrides = self.settings.for_model(alias)
         return overrides.max_error_rate is not None or bool(overrides.check_rate)
 
+    def backstopped(self, alias: str) -> bool:
+        """Do the alias's audited would-be hits (its last ``AUDIT_WINDOW`` checks and held ones) say that
+        the rule serves more wrong answers than the budget allows? It trips when the lower end of their
+        error rate (one-sided, at ``budget_confidence``) exceeds the budget, and starts its window afresh;
+        it lets go once ``RELEASE_MIN`` held would-be hits since are wrong at most at the budget's rate."""
+        budget = self.budget(alias)
+        tally = self.tallies.get(alias)
+        if budget is None or tally is None:
+            return False
+        n, wrong = len(tally.audit), tally.audit_wrong
+        if tally.backstop:
+            if n >= RELEASE_MIN and wrong <= budget * n:
+                tally.backstop = False
+                log.warning(
+                    "cache budget: alias %s is back within its budget (%d wrong of %d held)", alias, wrong, n
+                )
+        elif n >= AUDIT_MIN and wilson(wrong, n, 2 * self.settings.budget_confidence - 1)[0] > budget:
+            tally.backstop = True
+            tally.audit.clear()
+            tally.audit_wrong = 0
+            log.warning(
+                "cache budget: alias %s served more wrong answers than its budget allows (%d wrong of %d "
+                "checked, budget %.1f%%): withholding its hits until the labels say otherwise",
+                alias,
+                wrong,
+                n,
+                100 * budget,
+            )
+        return tally.backstop
+
     def checks_now(self, alias: str) -> bool:
         """Is this would-be hit one of the sampled checks?"""
         rate = self.check_rate(alias)
@@ -170,10 +237,15 @@ class Learner:
             [float(spreads[i]) for i in judged],
         )
         chosen = self.choose(alias, features, judged_scores, threshold)
+        if chosen is not None and judged_scores[chosen] < 1.0 and self.backstopped(alias):
+            self.local[alias].held += 1
+            return None, None, Pending("held", alias, entries[judged[chosen]], features[chosen])
         if chosen is None:
-            if not shadow:
-                return None, None, None
             best = max(range(len(judged)), key=judged_scores.__getitem__)
+            # a candidate the threshold would serve, withheld while the alias is cold, is always labelled:
+            # the model answers this miss anyway, and it is the label the cold alias needs to warm up
+            if not shadow and judged_scores[best] < threshold:
+                return None, None, None
             self.local[alias].shadows += 1
             return None, None, Pending("shadow", alias, entries[judged[best]], features[best])
         if self.checks_now(alias):
@@ -185,12 +257,17 @@ class Learner:
         self, alias: str, features: list[Features], scores: list[float], threshold: float
     ) -> int | None:
         """Which judged candidate to serve (index into ``features``), or None: the learned rule once the
-        alias is warm and has a budget, today's threshold rule before."""
+        alias is warm and has a budget; before, the cold rule (``budget_cold``): only the same words, or
+        today's threshold rule. Without a budget, the threshold rule."""
         best = max(range(len(scores)), key=scores.__getitem__)
         budget = self.budget(alias)
-        if scores[best] >= 1.0 or budget is None or not self.risk.warm(alias):
+        if scores[best] >= 1.0:
             # the same words (case and spacing aside) are the question itself, like an exact hit
             return best if scores[best] >= threshold else None
+        if budget is None or (not self.risk.warm(alias) and self.settings.budget_cold == "threshold"):
+            return best if scores[best] >= threshold else None
+        if not self.risk.warm(alias):
+            return None
         return self.risk.choose(alias, features, budget)
 
     def exact(self, alias: str, entry: Entry, now: float) -> Pending | None:
@@ -207,6 +284,9 @@ class Learner:
         if budget is not None and self.risk.warm(key) and self.risk.choose(key, [features], budget) is None:
             self.local[key].shadows += 1
             return Pending("shadow", key, entry, features)
+        if self.backstopped(key):
+            self.local[key].held += 1
+            return Pending("held", key, entry, features)
         self.local[key].served += 1
         return None
 
@@ -238,8 +318,48 @@ class Learner:
             )
         )
 
+    async def learn_replaced(
+        self, alias: str, old: Entry, cached: Payload | None, fresh: bytes, now: float
+    ) -> None:
+        """A new answer stored under an exact key that had one: the same question answered twice. Are
+        the two answers the same? On data-tagged answers that is whether an answer of that age was still
+        right (a row of ``<alias>@exact``, learned from); on others the model or its sampling is all
+        that changed, so a "different" is the comparator's own error on this alias (stats show it).
+        ``cached``: the old answer if still in memory, else it is read from the store (gone: no label)."""
+        if cached is None:
+            try:
+                cached = await self.store.fetch(old)
+            except StorageError:
+                return
+            if cached is None:
+                return
+        verdict = await self.comparator.same(fresh, cached.body)
+        if verdict is None:
+            return
+        age = max(now - old.created, 0.0)
+        f = age_features(age)
+        self.keep(
+            Observation(
+                alias=f"{alias}{EXACT_SUFFIX}" if old.tags else alias,
+                namespace=old.namespace,
+                entry_id=old.id,
+                kind="replace",
+                ts=now,
+                z=f.z,
+                cos=f.cos,
+                margin=f.margin,
+                spread=f.spread,
+                y=0 if verdict else 1,
+                age=age,
+                origin=self.origin,
+            )
+        )
+
     def keep(self, row: Observation) -> None:
-        """A new row of this instance: into the model now, into the store with the next sync."""
+        """A new row of this instance (stamped so: it is not read back as another's), into the model now,
+        into the store with the next sync."""
+        if row.origin != self.origin:
+            row = replace(row, origin=self.origin)
         self.risk.add([row], self.check_rate)
         self.tallies[row.alias].add(row)
         self._outbox.append(row)
@@ -316,6 +436,17 @@ class Learner:
         aliases = set(self.tallies) | set(self.local)
         return {alias: self.summary_of(alias, confidence) for alias in sorted(aliases)}
 
+    def _state(self, alias: str) -> str:
+        """Which rule decides: ``backstop`` (its checks found it over the budget), ``learned`` (warm, with a
+        budget), ``withhold`` (a budget, cold, withholding all but the same words) or ``threshold``."""
+        if self.budget(alias) is None:
+            return "threshold"
+        if self.backstopped(alias):
+            return "backstop"
+        if self.risk.warm(alias):
+            return "learned"
+        return "withhold" if self.settings.budget_cold == "withhold" else "threshold"
+
     def summary_of(self, alias: str, confidence: float = 0.95) -> dict[str, Any]:
         """Checks and their cost, the served error rate they estimate (checks sample would-be hits
         uniformly, so wrong checks / checks estimates it; Wilson interval), the model's state."""
@@ -325,7 +456,7 @@ class Learner:
         local = self.local.get(alias, _Local())
         return {
             "max_error_rate": self.budget(alias),
-            "state": "learned" if self.risk.warm(alias) and self.budget(alias) is not None else "threshold",
+            "state": self._state(alias),
             "labelled": 0 if model is None else model.n,
             "checks": tally.checks,
             "checks_wrong": tally.checks_wrong,
@@ -335,5 +466,15 @@ class Learner:
             "shadows": tally.shadows,
             "shadows_wrong": tally.shadows_wrong,
             "reports": tally.reports,
-            "this_instance": {"served": local.served, "checks": local.checks, "shadows": local.shadows},
+            "held": tally.held,
+            "held_wrong": tally.held_wrong,
+            "replaced": tally.replaced,
+            "replaced_different": tally.replaced_different,
+            "audit": {"wrong": tally.audit_wrong, "of": len(tally.audit)},
+            "this_instance": {
+                "served": local.served,
+                "checks": local.checks,
+                "shadows": local.shadows,
+                "held": local.held,
+            },
         }

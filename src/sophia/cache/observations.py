@@ -10,6 +10,8 @@ Kinds:
 * ``check``: a sampled would-be hit; the model was called instead and the answers compared;
 * ``shadow``: a miss whose best candidate was rejected; the model was called anyway (it was a
   miss), so comparing its answer with the candidate's costs no model call;
+* ``held``: a would-be hit withheld while the alias is backstopped (its checks found it over budget);
+  like a shadow it costs no model call, and like a check it samples what the rule would serve;
 * ``report``: ``sophia cache report`` of a wrong answer (always wrong; not a random sample);
 * ``replace``: a new answer stored under an exact key that had one (``age`` seconds old): the same
   question asked twice, which measures how often the comparator calls one answer two.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-KINDS = ("check", "shadow", "report", "replace")
+KINDS = ("check", "shadow", "held", "report", "replace")
 
 
 @dataclass(frozen=True, slots=True)

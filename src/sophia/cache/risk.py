@@ -48,6 +48,10 @@ MIN_EACH = 5
 D = 6
 
 
+#: the learning key suffix of an alias's exact hits on data-tagged answers (how often they go out of date)
+EXACT_SUFFIX = "@exact"
+
+
 @dataclass(frozen=True, slots=True)
 class Features:
     """What the verifier saw of one (question, stored entry) pair."""
@@ -250,10 +254,11 @@ class RiskModel:
         return found
 
     def add(self, rows: Iterable[Observation], check_rate: Callable[[str], float] | None = None) -> None:
-        """Learn from labelled rows (``replace`` rows describe the comparator, not candidates).
+        """Learn from labelled rows. ``replace`` rows teach only an alias's exact-hit model (``@exact``:
+        how an answer's age predicts that a fresh one differs); elsewhere they measure the comparator.
         ``check_rate(alias)``: the share of served hits checked, so a check row stands for 1/rate of them."""
         for row in rows:
-            if row.kind == "replace":
+            if row.kind == "replace" and not row.alias.endswith(EXACT_SUFFIX):
                 continue
             x = Features(row.z, row.cos, row.margin, row.spread).vector()
             if row.kind == "report":

@@ -70,12 +70,20 @@ def _print(data: dict[str, Any], as_json: bool) -> None:
         echo(_alias_line(alias, a))
 
 
+_RULES = {
+    "learned": "learned rule",
+    "threshold": "threshold rule",
+    "withhold": "learning: the same words only",
+    "backstop": "backstop: checks found it over budget, hits withheld while it re-learns",
+}
+
+
 def _alias_line(alias: str, a: dict[str, Any]) -> str:
     """One alias's wrong-answer budget: hits, the estimated error of served hits, checks and their cost."""
     budget = a.get("max_error_rate")
     head = f"alias {alias}: budget {budget:.1%}" if budget is not None else f"alias {alias}: no budget"
     parts = [
-        f"{head} ({'learned rule' if a['state'] == 'learned' else 'threshold rule'}, {a['labelled']} labelled)",
+        f"{head} ({_RULES.get(a['state'], a['state'])}, {a['labelled']} labelled)",
         f"hits {a['hits_semantic']} semantic, {a['hits_exact']} exact",
     ]
     if a["checks"]:
@@ -89,8 +97,12 @@ def _alias_line(alias: str, a: dict[str, Any]) -> str:
         f"checks {a['checks_in_period']} in period ({a['check_share']:.1%} of would-be hits, "
         f"${a['check_cost_usd_in_period']:.6f})"
     )
+    if a.get("held"):
+        parts.append(f"{a['held']} held by the backstop ({a['held_wrong']} would have been wrong)")
     if a.get("reports"):
         parts.append(f"{a['reports']} reported wrong")
+    if a.get("replaced"):
+        parts.append(f"one question answered twice: {a['replaced_different']} of {a['replaced']} judged different")
     return "; ".join(parts)
 
 

@@ -104,8 +104,15 @@ class CacheSettings(BaseModel):
     answer_similarity: float = Field(
         0.9, ge=0.5, le=1, description="Answers at least this similar (MiniLM cosine) count as the same."
     )
+    budget_cold: Literal["withhold", "threshold"] = Field(
+        "withhold",
+        description="What an alias with a budget serves before it has learned (cache.warm_after): "
+        "withhold: semantic hits only on the same words (case, spacing), so the budget holds from the first "
+        "request, and each withheld candidate is labelled by a free comparison; threshold: the verifier "
+        "threshold, as without a budget (more hits while it learns, their error not bounded).",
+    )
     warm_after: int = Field(
-        50, ge=10, description="Labelled rows an alias needs before its learned model replaces the threshold."
+        50, ge=10, description="Labelled rows an alias needs before its learned model replaces the cold rule."
     )
     observations_kept: int = Field(20_000, ge=100, description="Labelled rows kept per alias (newest).")
     sync_interval: float = Field(
