@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/cache/replay.py STREAM.jsonl [--budget 0.02] [--check-rate 0.02]
     .venv/bin/python benchmarks/cache/replay.py --example > /tmp/stream.jsonl   # the chat pairs as a stream
+    .venv/bin/python benchmarks/cache/replay.py --qqp 4000 > /tmp/qqp.jsonl      # QQP test pairs as a stream
 
 STREAM.jsonl: one ``{"text": "...", "group": "..."}`` per line, in the order a gateway sees them; texts of
 one group ask the same thing (one answer fits them all), texts of different groups do not.
@@ -38,7 +39,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))  # the fake OpenAI-compatible upstream lives with the tests
 
-from oracle import wilson  # noqa: E402
+from oracle import norm, wilson  # noqa: E402
 
 from fakes.process import free_port, wait_healthy  # noqa: E402
 from fakes.upstream import FakeUpstream  # noqa: E402
@@ -59,6 +60,30 @@ def example_stream() -> list[dict[str, str]]:
     for r in rows:
         out.append({"text": r["asked"], "group": r["stored"] if r["same"] else r["asked"]})
     return out
+
+
+def qqp_stream(pairs: int, split: str = "test") -> list[dict[str, str]]:
+    """The first ``pairs`` QQP pairs of ``split`` as a gateway sees them (every ``a``, then every ``b``).
+    Groups: texts equal once punctuation and case go, joined through the labelled duplicate pairs (a union:
+    more lenient than ``oracle.py``, which joins only the two texts of a labelled pair)."""
+    from sophia.cache.training.dataset import load_pairs
+
+    data = HERE.parents[1].parent / "shared" / "data" / "cache" / "qqp_pairs.jsonl.gz"
+    chosen = load_pairs(data, split=split)[:pairs]
+    parent: dict[str, str] = {}
+
+    def find(t: str) -> str:
+        parent.setdefault(t, t)
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for p in chosen:
+        if p.duplicate:
+            parent[find(norm(p.a))] = find(norm(p.b))
+    texts = [p.a for p in chosen] + [p.b for p in chosen]
+    return [{"text": t, "group": hashlib.sha256(find(norm(t)).encode()).hexdigest()[:16]} for t in texts]
 
 
 def grouped(groups: dict[str, str]) -> Callable[[str], str]:
@@ -138,6 +163,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "cache": {
             "semantic_sample": 1,  # every request is looked up semantically (the gate would sample a fast fake)
             "models": {MODEL: {"max_error_rate": args.budget, "check_rate": args.check_rate}},
+            "budget_cold": args.cold,
         },
     }
     (home / "sophia.yaml").write_text(yaml.safe_dump(config))
@@ -157,6 +183,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         result["server_log"] = str(home / "server.log")
         result["budget"] = args.budget
         result["check_rate"] = args.check_rate
+        result["budget_cold"] = args.cold
         return result
     finally:
         server.terminate()
@@ -170,13 +197,22 @@ def cli() -> int:
     parser.add_argument("--budget", type=float, default=0.02, help="max_error_rate of the replayed model")
     parser.add_argument("--check-rate", type=float, default=0.02)
     parser.add_argument("--example", action="store_true", help="print the chat pairs as a stream and exit")
+    parser.add_argument(
+        "--qqp", type=int, default=0, help="print the first N QQP test pairs as a stream and exit"
+    )
+    parser.add_argument(
+        "--cold",
+        default="withhold",
+        choices=("withhold", "threshold"),
+        help="cache.budget_cold of the server",
+    )
     parser.add_argument("--url", help="a running gateway (default: start one)")
     parser.add_argument("--key", default="", help="its API key (with --url)")
     parser.add_argument("--model", default=MODEL, help="the model the stream asks (with --url)")
     parser.add_argument("--out", type=Path, help="write the result JSON here too")
     args = parser.parse_args()
-    if args.example:
-        for row in example_stream():
+    if args.example or args.qqp:
+        for row in example_stream() if args.example else qqp_stream(args.qqp):
             print(json.dumps(row))
         return 0
     if not args.stream:

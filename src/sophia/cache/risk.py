@@ -237,7 +237,7 @@ class RiskModel:
     """Every alias's model, fed with observation rows, asked for one decision per lookup."""
 
     def __init__(
-        self, *, confidence: float = 0.95, warm_after: int = 50, kept: int = 20_000, mode: str = "per_hit"
+        self, *, confidence: float = 0.95, warm_after: int = 10, kept: int = 20_000, mode: str = "per_hit"
     ) -> None:
         self.z_c = NormalDist().inv_cdf(confidence)
         self.mode = (

@@ -112,7 +112,7 @@ class CacheSettings(BaseModel):
         "threshold, as without a budget (more hits while it learns, their error not bounded).",
     )
     warm_after: int = Field(
-        50, ge=10, description="Labelled rows an alias needs before its learned model replaces the cold rule."
+        10, ge=10, description="Labelled rows an alias needs before its learned model replaces the cold rule."
     )
     observations_kept: int = Field(20_000, ge=100, description="Labelled rows kept per alias (newest).")
     sync_interval: float = Field(
