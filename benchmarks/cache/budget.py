@@ -125,6 +125,7 @@ class Config:
     threshold: float | None  # None: the verifier's trained default
     delta: float | None = None
     cold: str = "withhold"
+    warm_after: int | None = None  # None: the setting's default
 
     def settings(self) -> CacheSettings:
         models = {MODEL: ModelCacheSettings(max_error_rate=self.delta)} if self.delta is not None else {}
@@ -137,6 +138,7 @@ class Config:
             check_rate=CHECK_RATE,
             shadow_checks=True,
             budget_cold=self.cold,
+            **({} if self.warm_after is None else {"warm_after": self.warm_after}),
         )
 
 
@@ -257,6 +259,7 @@ async def s1_order(
     grid: list[float],
     deltas: list[float],
     colds: tuple[str, ...] = ("withhold",),
+    warm_after: int | None = None,
 ) -> dict[str, Any]:
     """The grid and the δ runs on one order of the gateway stream."""
     vectors = emb.of(stream)
@@ -277,7 +280,8 @@ async def s1_order(
         for cold in colds:
             for d in deltas:
                 label = f"δ {d:g}" if cold == "withhold" else f"δ {d:g} cold={cold}"
-                row, _ = await gateway_pass(Config(label, None, d, cold), stream, vectors, labels)
+                config = Config(label, None, d, cold, warm_after)
+                row, _ = await gateway_pass(config, stream, vectors, labels)
                 row["cold"] = cold
                 runs.append(row)
                 print(f"  {name} {label}: {row['served']} served, {row['error']:.2%} error", file=sys.stderr)
@@ -415,6 +419,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "labelled_duplicates": len(labels),
         "default_threshold": verifier.threshold,
         "check_rate": CHECK_RATE,
+        "warm_after": args.warm_after or CacheSettings().warm_after,
         "budget_api": budget_api() or "present",
     }
     memo = PairMemo(WORK / f"pair-logits-{args.split}.pkl")
@@ -429,7 +434,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for name, order in orders:
             print(f"S1 {name} ({len(order):,} lookups) …", file=sys.stderr)
-            result["s1"].append(await s1_order(name, order, emb, labels, grid, args.deltas, args.cold))
+            result["s1"].append(
+                await s1_order(name, order, emb, labels, grid, args.deltas, args.cold, args.warm_after)
+            )
             memo.save()
     finally:
         memo.save()
@@ -443,7 +450,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         use_memo(verifier, chat_memo)
         configs = [Config("B0", None)]
         if budget_api() is None:
-            configs += [Config(f"δ {d:g}", None, d) for d in args.deltas]
+            configs += [Config(f"δ {d:g}", None, d, warm_after=args.warm_after) for d in args.deltas]
         try:
             result["s2"] = await s2(configs, args.orders)
         finally:
@@ -474,6 +481,9 @@ def main() -> int:
         type=lambda t: tuple(x for x in t.split(",") if x),
         default=("withhold",),
         help="cold rules of the δ runs (cache.budget_cold), comma-separated: withhold,threshold",
+    )
+    parser.add_argument(
+        "--warm-after", type=int, default=None, help="cache.warm_after of the δ runs (default: the setting's)"
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="results JSON (default: results/DATE-budget-SPLIT.json)"
