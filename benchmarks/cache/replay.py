@@ -66,24 +66,16 @@ def qqp_stream(pairs: int, split: str = "test") -> list[dict[str, str]]:
     """The first ``pairs`` QQP pairs of ``split`` as a gateway sees them (every ``a``, then every ``b``).
     Groups: texts equal once punctuation and case go, joined through the labelled duplicate pairs (a union:
     more lenient than ``oracle.py``, which joins only the two texts of a labelled pair)."""
+    from dataclasses import replace
+
     from sophia.cache.training.dataset import load_pairs
+    from sophia.cache.training.pairs import components
 
     data = HERE.parents[1].parent / "shared" / "data" / "cache" / "qqp_pairs.jsonl.gz"
     chosen = load_pairs(data, split=split)[:pairs]
-    parent: dict[str, str] = {}
-
-    def find(t: str) -> str:
-        parent.setdefault(t, t)
-        while parent[t] != t:
-            parent[t] = parent[parent[t]]
-            t = parent[t]
-        return t
-
-    for p in chosen:
-        if p.duplicate:
-            parent[find(norm(p.a))] = find(norm(p.b))
+    ids = components([replace(p, a=norm(p.a), b=norm(p.b)) for p in chosen], duplicates_only=True)
     texts = [p.a for p in chosen] + [p.b for p in chosen]
-    return [{"text": t, "group": hashlib.sha256(find(norm(t)).encode()).hexdigest()[:16]} for t in texts]
+    return [{"text": t, "group": f"q{ids[norm(t)]}"} for t in texts]
 
 
 def grouped(groups: dict[str, str]) -> Callable[[str], str]:

@@ -4,6 +4,8 @@ check, labels a row; stats show the estimate per alias; a report of a wrong hit 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -18,16 +20,12 @@ STORED = "How can I cancel my subscription?"
 ASKED = "How do I cancel my subscription?"
 
 
-@pytest.fixture
-async def served(upstream: FakeUpstream) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
-    """A gateway whose alias has a budget (5%) and checks 5% of would-be hits, and an admin client."""
-    cache = {
-        "enabled": True,
-        "threshold": 0.5,
-        "models": {MODEL: {"max_error_rate": 0.05, "check_rate": 0.05}},
-        "budget_cold": "threshold",  # a cold alias serves by the threshold: checks sample those hits
-    }
-    gw = Gateway(gateway_settings(upstream.url, cache=cache))
+@asynccontextmanager
+async def budgeted(
+    upstream: FakeUpstream, cache: dict[str, Any]
+) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+    """A gateway with this cache section and an admin client; the stored question is asked once."""
+    gw = Gateway(gateway_settings(upstream.url, cache={"enabled": True, "threshold": 0.5, **cache}))
     await gw.start()
     try:
         secret, _ = await gw.accounts.keys.create(name="root", team="ops", admin=True)
@@ -41,6 +39,17 @@ async def served(upstream: FakeUpstream) -> AsyncIterator[tuple[Gateway, httpx.A
             yield gw, http
     finally:
         await gw.close()
+
+
+@pytest.fixture
+async def served(upstream: FakeUpstream) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+    """A gateway whose alias has a budget (5%) and checks 5% of would-be hits, and an admin client."""
+    cache = {
+        "models": {MODEL: {"max_error_rate": 0.05, "check_rate": 0.05}},
+        "budget_cold": "threshold",  # a cold alias serves by the threshold: checks sample those hits
+    }
+    async with budgeted(upstream, cache) as pair:
+        yield pair
 
 
 async def test_a_check_is_a_model_call_booked_as_a_check_and_learned(
@@ -85,26 +94,14 @@ async def test_a_reported_semantic_hit_becomes_a_wrong_row(served: tuple[Gateway
 async def test_a_cold_alias_withholds_the_rewording_and_learns_from_the_miss(upstream: FakeUpstream) -> None:
     """The default cold rule: until the alias has learned, a rewording is a miss (the budget holds from
     the first request) and the model's answer to it labels the withheld candidate, at no extra call."""
-    cache = {"enabled": True, "threshold": 0.5, "models": {MODEL: {"max_error_rate": 0.02}}}
-    gw = Gateway(gateway_settings(upstream.url, cache=cache))
-    await gw.start()
-    try:
-        secret, _ = await gw.accounts.keys.create(name="root", team="ops", admin=True)
-        transport = httpx.ASGITransport(app=GatewayApp(gw))
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {secret}"}
-        ) as http:
-            await http.post("/v1/chat/completions", json=chat(MODEL, STORED))
-            assert gw.cache is not None
-            await gw.cache.drain()
-            asked = await http.post("/v1/chat/completions", json=chat(MODEL, ASKED))
-            assert asked.headers["x-sophia-cache"] == "miss" and upstream.calls["priced"] == 2
-            await gw.cache.drain()
-            await gw.cache.learner.sync()
-            rows, _ = await gw.cache.store_backend.observations()
-            assert [(r.kind, r.y) for r in rows] == [("shadow", 0)]  # the fake answers alike: the same
-            stats = (await http.get("/admin/cache", params={"since": "1h"})).json()
-            alias = stats["aliases"][MODEL]
-            assert alias["state"] == "withhold" and alias["shadows"] == 1 and alias["checks"] == 0
-    finally:
-        await gw.close()
+    async with budgeted(upstream, {"models": {MODEL: {"max_error_rate": 0.02}}}) as (gw, http):
+        assert gw.cache is not None
+        asked = await http.post("/v1/chat/completions", json=chat(MODEL, ASKED))
+        assert asked.headers["x-sophia-cache"] == "miss" and upstream.calls["priced"] == 2
+        await gw.cache.drain()
+        await gw.cache.learner.sync()
+        rows, _ = await gw.cache.store_backend.observations()
+        assert [(r.kind, r.y) for r in rows] == [("shadow", 0)]  # the fake answers alike: the same
+        stats = (await http.get("/admin/cache", params={"since": "1h"})).json()
+        alias = stats["aliases"][MODEL]
+        assert alias["state"] == "withhold" and alias["shadows"] == 1 and alias["checks"] == 0

@@ -102,7 +102,9 @@ def _alias_line(alias: str, a: dict[str, Any]) -> str:
     if a.get("reports"):
         parts.append(f"{a['reports']} reported wrong")
     if a.get("replaced"):
-        parts.append(f"one question answered twice: {a['replaced_different']} of {a['replaced']} judged different")
+        parts.append(
+            f"one question answered twice: {a['replaced_different']} of {a['replaced']} judged different"
+        )
     return "; ".join(parts)
 
 
