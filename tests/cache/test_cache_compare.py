@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from sophia.cache.compare import AnswerComparator, answer_of, normalise, numbers
+from sophia.cache.compare import AnswerComparator, answer_of, normalise, numbers, small_edit
 from sophia.embedder import get_encoder
 
 
@@ -63,6 +63,42 @@ async def test_reworded_answers_are_the_same_and_other_answers_are_not(embed: Co
         completion("Invoices are listed under Billing in your account settings."),
     )
     assert embed.calls == 2
+
+
+async def test_an_answer_with_a_word_or_two_changed_is_different_without_embedding(embed: Counting) -> None:
+    same = AnswerComparator(embed, answer_similarity=0.5).same  # a loose bound: the rule decides, not it
+    pairs = [
+        (
+            "The leasing office opens at the front desk on weekdays.",
+            "The leasing office closes at the front desk on weekdays.",
+        ),
+        (
+            "Sort the dictionary by value with sorted() and a key function.",
+            "Sort the dictionary by key with sorted() and a key function.",
+        ),
+        ("You can cancel your plan under Billing, Plan.", "You can pause your plan under Billing, Plan."),
+        ("Yes.", "No."),
+        ("Turn on email notifications in Settings.", "Turn off email notifications in Settings."),
+        ("Churn is highest for enterprise customers.", "Churn is highest for small business customers."),
+    ]
+    for a, b in pairs:
+        assert not await same(completion(a), completion(b)), (a, b)
+    assert embed.calls == 0
+    # filler alone, or a real rewording (more than two words changed), is left to the embedding
+    assert await same(
+        completion("Go to Settings then Billing."), completion("Go to Settings and then Billing.")
+    )
+    assert embed.calls == 1
+
+
+def test_small_edit() -> None:
+    assert small_edit("the office opens at 9", "the office closes at 9")
+    assert small_edit("sort by value", "sort by key")
+    assert not small_edit("go to settings then billing", "go to the settings and then billing")  # filler
+    assert not small_edit(
+        "reset it from the login page by clicking forgot", "reset it on the login page click forgot"
+    )
+    assert not small_edit("same words", "same words")
 
 
 async def test_something_that_is_not_a_completion_cannot_be_told(embed: Counting) -> None:
