@@ -101,7 +101,8 @@ async def test_a_cold_alias_withholds_the_rewording_and_learns_from_the_miss(ups
         await gw.cache.drain()
         await gw.cache.learner.sync()
         rows, _ = await gw.cache.store_backend.observations()
-        assert [(r.kind, r.y) for r in rows] == [("shadow", 0)]  # the fake answers alike: the same
+        # the fake echoes each question: "echo: How can I …" against "echo: How do I …" is a small edit
+        assert [(r.kind, r.y) for r in rows] == [("shadow", 1)]
         stats = (await http.get("/admin/cache", params={"since": "1h"})).json()
         alias = stats["aliases"][MODEL]
         assert alias["state"] == "withhold" and alias["shadows"] == 1 and alias["checks"] == 0
