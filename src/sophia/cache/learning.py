@@ -264,11 +264,11 @@ class Learner:
         if scores[best] >= 1.0:
             # the same words (case and spacing aside) are the question itself, like an exact hit
             return best if scores[best] >= threshold else None
-        if budget is None or (not self.risk.warm(alias) and self.settings.budget_cold == "threshold"):
-            return best if scores[best] >= threshold else None
-        if not self.risk.warm(alias):
+        if budget is not None and self.risk.warm(alias):
+            return self.risk.choose(alias, features, budget)
+        if budget is not None and self.settings.budget_cold == "withhold":
             return None
-        return self.risk.choose(alias, features, budget)
+        return best if scores[best] >= threshold else None
 
     def exact(self, alias: str, entry: Entry, now: float) -> Pending | None:
         """An exact hit on data-tagged answers (``metadata.sources``): the answer depends on data that
